@@ -1,0 +1,196 @@
+"""The turbo loop of TDAMP on one minibatch and the PasP chain over an epoch.
+
+One turbo iteration = module A (a forward and a backward sweep, ALGORITHM.md 5.1-5.2)
+followed by module B and the denoiser on every layer (5.5), with damping (5.6). After the
+minibatch its evidence joins the prior of the next one (PasP, 5.7):
+``Hp <- lam (Hp + H)``, ``Gp <- lam (Gp + G)``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._activations import ACTIVATIONS
+from ._damp import backward_message, forward_layer, hidden_g_gam, weight_evidence
+from ._group_prior import gaussian_denoiser, group_posterior, module_b
+from ._likelihoods import OUTPUTS
+
+G_FLOOR = 1e-12
+
+
+@dataclass
+class TurboConfig:
+    """Settings of the E-step.
+
+    Attributes
+    ----------
+    activation : {"relu", "identity"}
+    likelihood : {"gaussian", "probit"}
+    n_sweeps : int
+        Turbo iterations per minibatch (each one forward + backward sweep).
+    damping : float
+        ``psi`` in ``new = psi * old + (1 - psi) * new``.
+    onsager : bool
+        Whether to include the time-lagged correction terms (those with ``g_old``).
+    """
+
+    activation: str = "relu"
+    likelihood: str = "gaussian"
+    n_sweeps: int = 2
+    damping: float = 0.8
+    onsager: bool = True
+
+
+def weight_posterior(la, Htot, Gtot, bias_var):
+    """Module B + denoiser for one layer from total evidence: returns ``(m, c, Lam)``."""
+    HW, GW = Htot[:, :-1], Gtot[:, :-1]
+    m = np.empty_like(Htot)
+    c = np.empty_like(Htot)
+    m[:, -1], c[:, -1] = gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var)
+    if not la.grouped:
+        m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
+        return m, c, np.full(la.n_in, np.inf)
+    if la.keep is None:
+        m[:, :-1], c[:, :-1], Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho)
+        return m, c, Lam
+    Lam, _ = module_b(HW, GW, la.sigma2, 0.0)
+    m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
+    m[:, :-1] *= la.keep
+    c[:, :-1] *= la.keep
+    return m, c, Lam
+
+
+def _update_weights(state, H, G, psi):
+    for la, Hl, Gl in zip(state.layers, H, G):
+        Gtot = np.maximum(la.Gp + Gl, G_FLOOR)
+        m, c, la.Lam = weight_posterior(la, la.Hp + Hl, Gtot, state.bias_var)
+        la.m = psi * la.m + (1.0 - psi) * m
+        la.c = psi * la.c + (1.0 - psi) * c
+
+
+def _forward_sweep(x, state, cfg, msgs, old):
+    """Forward sweep; fills msgs['xh'], msgs['D'], msgs['omega'], msgs['V']."""
+    act = ACTIVATIONS[cfg.activation]
+    L = len(state.layers)
+    xh, D = msgs["xh"], msgs["D"]
+    psi = cfg.damping
+    for l, la in enumerate(state.layers):
+        o = None if old is None else (old["g"][l], old["xh"][l], old["m"][l])
+        omega, V = forward_layer(xh[l], D[l], la.m, la.c, o)
+        msgs["omega"][l], msgs["V"][l] = omega, V
+        if l < L - 1:
+            xn, Dn, _, _ = act(omega, V, msgs["Am"][l + 1], msgs["Bm"][l + 1])
+            if xh[l + 1] is not None:  # second and later sweeps: damp
+                xn = psi * xh[l + 1] + (1.0 - psi) * xn
+                Dn = psi * D[l + 1] + (1.0 - psi) * Dn
+            xh[l + 1], D[l + 1] = xn, Dn
+
+
+def _backward_sweep(y, state, cfg, msgs, old):
+    """Output step and backward sweep; returns the evidence lists and the output step."""
+    act = ACTIVATIONS[cfg.activation]
+    L = len(state.layers)
+    H, G = [None] * L, [None] * L
+    out = OUTPUTS[cfg.likelihood](y, msgs["omega"][-1], msgs["V"][-1], state.v)
+    g, Gam = out[0], out[1]
+    for l in range(L - 1, -1, -1):
+        la = state.layers[l]
+        if l < L - 1:
+            omega, V = msgs["omega"][l], msgs["V"][l]
+            _, _, zh, zv = act(omega, V, msgs["Am"][l + 1], msgs["Bm"][l + 1])
+            g, Gam = hidden_g_gam(omega, V, zh, zv)
+        msgs["g"][l] = g
+        ow = None if old is None else (old["g"][l], old["m"][l])
+        H[l], G[l] = weight_evidence(msgs["xh"][l], msgs["D"][l], g, Gam, la.m, ow)
+        if l > 0:
+            ob = None if old is None else (old["g"][l], old["xh"][l])
+            msgs["Am"][l], msgs["Bm"][l] = backward_message(
+                msgs["xh"][l], g, Gam, la.m, la.c, ob)
+    return H, G, out
+
+
+def minibatch_estep(x, y, state, cfg):
+    """Run the turbo loop on one minibatch, updating ``state`` weights in place.
+
+    Parameters
+    ----------
+    x : ndarray of shape (B, N_0)
+    y : ndarray
+        Targets in the format of the likelihood (``(B, C)`` floats or ``(B,)`` ints).
+    state : NetworkState
+    cfg : TurboConfig
+
+    Returns
+    -------
+    H, G : list of ndarray
+        The minibatch's evidence per layer from the last sweep (for PasP).
+    first_out, last_out : tuple
+        The output step ``(g, Gam, zhat, zvar, logZ)`` of the first sweep (a
+        prequential loss: the batch had not been seen yet) and of the last sweep
+        (the posterior of ``z_L`` for the noise-variance M-step).
+    """
+    L = len(state.layers)
+    msgs = {k: [None] * L for k in ("xh", "D", "omega", "V", "Am", "Bm", "g")}
+    msgs["xh"][0] = x
+    msgs["Am"] = [0.0] * L
+    msgs["Bm"] = [0.0] * L
+    old = None
+    for sweep in range(cfg.n_sweeps):
+        _forward_sweep(x, state, cfg, msgs, old)
+        H, G, out = _backward_sweep(y, state, cfg, msgs, old)
+        if sweep == 0:
+            first_out = out
+        if cfg.onsager:  # weights are replaced, not mutated: these stay the old ones
+            old = {"g": list(msgs["g"]), "xh": list(msgs["xh"]),
+                   "m": [la.m for la in state.layers]}
+        _update_weights(state, H, G, cfg.damping)
+    return H, G, first_out, out
+
+
+def pasp_update(state, H, G, lam):
+    """Fold a minibatch's evidence into the prior of the next one (ALGORITHM.md 5.7)."""
+    for la, Hl, Gl in zip(state.layers, H, G):
+        la.Hp = lam * (la.Hp + Hl)
+        la.Gp = lam * (la.Gp + Gl)
+
+
+def forgetting_factor(batch_size, n_samples, memory):
+    """PasP factor ``lam = 1 - B / (E N)`` for a memory of ``E`` epochs (at least 0)."""
+    return max(0.0, 1.0 - batch_size / (memory * n_samples))
+
+
+def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats):
+    """One pass of TDAMP over the data, minibatches chained by PasP.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, N_0)
+    Y : ndarray
+        Targets in the likelihood's format, first axis N.
+    state : NetworkState
+        Updated in place.
+    cfg : TurboConfig
+    batch_size : int
+    memory : float
+        PasP memory ``E`` in epochs (``lam = 1 - B / (E N)`` per minibatch).
+    rng : numpy.random.Generator or None
+        Shuffles the minibatches; ``None`` keeps the data order.
+    vstats : object with ``add(y, zhat, zvar)``
+        Accumulates the output-layer statistics of the noise-variance M-step.
+
+    Returns
+    -------
+    loss : float
+        Mean over samples of ``-log Z`` of each minibatch's first sweep, a prequential
+        negative log-likelihood of the targets before the minibatch was fitted.
+    """
+    n = X.shape[0]
+    order = np.arange(n) if rng is None else rng.permutation(n)
+    loss = 0.0
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        H, G, first, last = minibatch_estep(X[idx], Y[idx], state, cfg)
+        pasp_update(state, H, G, forgetting_factor(idx.size, n, memory))
+        loss -= float(first[4].sum())
+        vstats.add(Y[idx], last[2], last[3])
+    return loss / n
