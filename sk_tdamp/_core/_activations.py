@@ -1,0 +1,221 @@
+"""Activation factors: moments of ``u = f(z)`` and ``z`` under a tilted Gaussian.
+
+ALGORITHM.md 5.3 (moments) and 5.2 (hidden-layer ``g``, ``Gam`` derive from them).
+
+The forward message ``N(z; omega, V)`` times the backward message ``exp(Bm u - Am u^2 / 2)``
+on ``u = f(z)`` gives the tilted density
+
+    p(z) = N(z; omega, V) exp(Bm f(z) - Am f(z)^2 / 2) / Z.
+
+Every activation has the same interface ``moments(omega, V, Am, Bm) -> (xhat, D, zhat, zvar)``
+and a matching ``log_partition(omega, V, Am, Bm) -> log Z``; ``ACTIVATIONS`` maps the
+estimator's option strings to the moment functions.
+
+Symbols (all arrays broadcast to a common shape, typically (batch, n_units)):
+
+=========  =============================================================
+omega, V   mean and variance of the forward message on ``z`` (``V > 0``)
+Am, Bm     precision-like and linear coefficients of the backward message on ``u``
+k          ``1 + Am V``
+vt, mt     variance ``V / k`` and mean ``(omega + Bm V) / k`` of the ``z > 0`` piece
+a, b       ``mt / sqrt(vt)`` and ``-omega / sqrt(V)``: standardized distances of the two
+           pieces' means into their half-lines
+xhat, D    mean and variance of ``u = f(z)``
+zhat, zvar mean and variance of ``z``
+=========  =============================================================
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from ._special import normal_tail, trunc_moments
+
+# V is floored here so that V = 0 (a point mass) stays finite; standardized arguments
+# omega / sqrt(V) then stay far from overflow for any |omega| < 1e50.
+_V_FLOOR = 1e-200
+
+
+def _prepare(omega, V, Am, Bm):
+    """Broadcast to float64, floor ``V`` and clip ``Am >= 0``."""
+    omega, V, Am, Bm = np.broadcast_arrays(
+        *(np.asarray(t, dtype=np.float64) for t in (omega, V, Am, Bm)))
+    return omega, np.maximum(V, _V_FLOOR), np.maximum(Am, 0.0), Bm
+
+
+def _relu_pieces(omega, V, Am, Bm):
+    """Standardized quantities of the two pieces and ``d`` = log(weight z>0 / weight z<0).
+
+    With ``log C = -log(k)/2 + (a^2 - b^2)/2`` and ``log Phi(x) = log Phis(x) - min(x,0)^2/2``,
+    ``d = log C + log Phi(a) - log Phi(b) = (max(a,0)^2 - max(b,0)^2)/2
+    + log(Phis(a) / (Phis(b) sqrt k))``: the large quadratic parts cancel exactly.
+    """
+    s = np.sqrt(V)
+    sk = np.sqrt(1.0 + Am * V)
+    st = s / sk
+    a = (omega + Bm * V) / (sk * sk * st)
+    b = -omega / s
+    _, Psa, ha = normal_tail(a)
+    _, Psb, hb = normal_tail(b)
+    ap, bp = np.maximum(a, 0.0), np.maximum(b, 0.0)
+    d = 0.5 * (ap * ap - bp * bp) + np.log(Psa / (Psb * sk))
+    return s, st, a, b, d, ha, hb, Psa, Psb
+
+
+def _relu_untilted(omega, V):
+    """ReLU moments of plain ``N(omega, V)`` (``Am = Bm = 0``): ``zhat = omega``, ``zvar = V``."""
+    s = np.sqrt(V)
+    a = omega / s
+    Q, _, h = normal_tail(a)
+    r, w = trunc_moments(a, h)
+    pos = a > 0
+    p1, p0 = np.where(pos, 1.0 - Q, Q), np.where(pos, Q, 1.0 - Q)
+    z1 = s * r
+    return p1 * z1, p1 * (V * w + p0 * z1 * z1), omega.copy(), V.copy()
+
+
+def relu_moments(omega, V, Am, Bm):
+    """Moments of ``u = max(z, 0)`` and of ``z`` under the tilted density.
+
+    Parameters
+    ----------
+    omega, V : array_like
+        Mean and variance of the forward message ``N(z; omega, V)``; ``V`` is floored at 1e-200.
+    Am, Bm : array_like
+        Backward message ``exp(Bm u - Am u^2 / 2)`` on ``u``; ``Am`` is clipped at 0.
+        ``Am = Bm = 0`` everywhere takes an exact fast path (plain moment propagation).
+
+    Returns
+    -------
+    xhat, D : ndarray
+        Mean and variance of ``u``, both ``>= 0``.
+    zhat, zvar : ndarray
+        Mean and variance of ``z``, ``zvar >= 0``.
+
+    Notes
+    -----
+    ``p(z)`` is a mixture of ``N(omega, V)`` truncated to ``z < 0`` with weight
+    ``Phi(b)`` and ``C N(mt, vt)`` truncated to ``z > 0`` with weight ``C Phi(a)``. The
+    weights are normalized as ``expit(+-d)`` of their log ratio ``d``; each piece's moments
+    are ``trunc_moments`` (mean ``-sqrt(V) r(b)``, resp. ``sqrt(vt) r(a)``) and
+    the mixture variances come from the law of total variance (sums of non-negative terms).
+
+    Examples
+    --------
+    >>> xhat, D, zhat, zvar = relu_moments(0.0, 1.0, 0.0, 0.0)
+    >>> round(float(xhat), 6), round(float(D), 6), float(zhat), float(zvar)
+    (0.398942, 0.340845, 0.0, 1.0)
+    >>> xhat, D, zhat, zvar = relu_moments(-1.0, 1.0, 1.0, 3.0)
+    >>> round(float(xhat), 6), round(float(zhat), 6)
+    (0.623927, 0.058367)
+    """
+    omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
+    if not (np.any(Am) or np.any(Bm)):
+        return _relu_untilted(omega, V)
+    return _relu_tilted(omega, V, Am, Bm)
+
+
+def _relu_tilted(omega, V, Am, Bm):
+    """General case of :func:`relu_moments` (inputs already prepared)."""
+    s, st, a, b, d, ha, hb, _, _ = _relu_pieces(omega, V, Am, Bm)
+    ra, wa = trunc_moments(a, ha)
+    rb, wb = trunc_moments(b, hb)
+    p1, p0 = expit(d), expit(-d)
+    z1, z0 = st * ra, s * rb  # piece means: z1 (z > 0) and -z0 (z < 0)
+    v1 = st * st * wa
+    gap = z1 + z0
+    xhat = p1 * z1
+    D = p1 * (v1 + p0 * z1 * z1)
+    zhat = p1 * z1 - p0 * z0
+    zvar = p0 * V * wb + p1 * v1 + p0 * p1 * gap * gap
+    return xhat, D, zhat, zvar
+
+
+def relu_log_partition(omega, V, Am, Bm):
+    """Log normalizer ``log Z = log int N(z; omega, V) exp(Bm u - Am u^2 / 2) dz``, ``u = f(z)``.
+
+    With ``f(z) = max(z, 0)``; the ``Z`` whose derivatives in ``omega`` give ``g`` and ``Gam``.
+
+    Parameters
+    ----------
+    omega, V, Am, Bm : array_like
+        As in :func:`relu_moments`.
+
+    Returns
+    -------
+    ndarray
+        ``log(Phi(b) + C Phi(a))``, evaluated in the log domain; 0 when ``Am = Bm = 0``.
+
+    Notes
+    -----
+    ``d log Z / d omega = (zhat - omega) / V`` and
+    ``d^2 log Z / d omega^2 = (zvar - V) / V^2`` (ALGORITHM.md 5.2).
+
+    Examples
+    --------
+    >>> round(float(relu_log_partition(0.0, 1.0, 0.0, 1.0)), 6)
+    0.635064
+    """
+    omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
+    _, _, a, b, _, _, _, Psa, Psb = _relu_pieces(omega, V, Am, Bm)
+    bm = np.minimum(b, 0.0)
+    l0 = np.log(Psb) - 0.5 * bm * bm
+    # log C + log Phi(a): for a >= 0 with the exponent of 5.3 (small when the tilt is), for
+    # a < 0 as -b^2/2 + log Phis(a) (the a^2/2 of log C and of log Phi(a) cancel exactly)
+    k = 1.0 + Am * V
+    expo = np.where(a >= 0, 0.5 * (Bm * (Bm * V + 2.0 * omega) - Am * omega * omega) / k,
+                    -0.5 * b * b)
+    l1 = expo - 0.5 * np.log1p(Am * V) + np.log(Psa)
+    return np.logaddexp(l0, l1)[()]
+
+
+def identity_moments(omega, V, Am, Bm):
+    """Moments under the tilted density with ``f(z) = z`` (a Gaussian, closed form).
+
+    Parameters
+    ----------
+    omega, V, Am, Bm : array_like
+        As in :func:`relu_moments`.
+
+    Returns
+    -------
+    xhat, D, zhat, zvar : ndarray
+        ``u = z``, so ``xhat = zhat = (omega + Bm V) / (1 + Am V)`` and
+        ``D = zvar = V / (1 + Am V)``.
+
+    Examples
+    --------
+    >>> xhat, D, zhat, zvar = identity_moments(1.0, 2.0, 0.5, 1.0)
+    >>> float(xhat), float(D)
+    (1.5, 1.0)
+    """
+    omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
+    k = 1.0 + Am * V
+    mt, vt = (omega + Bm * V) / k, V / k
+    return mt, vt, mt.copy(), vt.copy()
+
+
+def identity_log_partition(omega, V, Am, Bm):
+    """Log normalizer of the identity tilted density.
+
+    Parameters
+    ----------
+    omega, V, Am, Bm : array_like
+        As in :func:`relu_moments`.
+
+    Returns
+    -------
+    ndarray
+        ``log C = -log(1 + Am V) / 2 + (Bm^2 V + 2 Bm omega - Am omega^2) / (2 (1 + Am V))``.
+
+    Examples
+    --------
+    >>> float(identity_log_partition(0.0, 1.0, 0.0, 2.0))
+    2.0
+    """
+    omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
+    k = 1.0 + Am * V
+    return (0.5 * ((Bm * (Bm * V + 2.0 * omega) - Am * omega * omega) / k - np.log1p(Am * V)))[()]
+
+
+ACTIVATIONS = {"relu": relu_moments, "identity": identity_moments}
+LOG_PARTITIONS = {"relu": relu_log_partition, "identity": identity_log_partition}

@@ -1,0 +1,214 @@
+"""Stable Gaussian helpers shared by the core (log pdf/cdf, Mills ratios, truncation).
+
+Symbols
+-------
+==========  ==========================================================
+x           standardized argument (any shape)
+phi, Phi    standard normal pdf and cdf
+h           inverse Mills ratio ``phi(x) / Phi(x)``
+Q           smaller tail ``Phi(-|x|)``
+Phis        scaled cdf ``Phi(x) exp(min(x, 0)^2 / 2)``, in ``(0, 1]``
+r, w        mean and variance of ``N(x, 1)`` truncated to ``(0, inf)``
+==========  ==========================================================
+
+The scaled cdf keeps ``log Phi(x) = log(Phis) - min(x, 0)^2 / 2`` free of cancellation: two
+such logs can be subtracted with the quadratic parts cancelled exactly. The truncated
+moments ``r = x + h`` and ``w = 1 - h r`` cancel catastrophically for very negative ``x``;
+there they come from Laplace's continued fraction for the Mills ratio instead.
+"""
+
+import numpy as np
+from scipy.special import erfcx, log_ndtr
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+_INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
+_INV_SQRT2 = float(1.0 / np.sqrt(2.0))
+# exp(-x^2 / 2) is 0.0 in float64 beyond |x| ~ 38.6: clipping |x| at 40 is exact there
+# and avoids overflow of x^2.
+_X_EXP_MAX = 40.0
+# below this x the direct r = x + h, w = 1 - h r lose more than ~1e-13 relative accuracy
+_CF_SWITCH = -5.0
+# continued-fraction depth: relative error ~1e-15 at x = _CF_SWITCH, better further out
+_CF_TERMS = 28
+
+
+def log_phi(x):
+    """Log of the standard normal density, ``-x^2 / 2 - log(2 pi) / 2``.
+
+    Parameters
+    ----------
+    x : array_like
+
+    Returns
+    -------
+    ndarray or float
+        ``log phi(x)``, same shape as ``x``.
+
+    Examples
+    --------
+    >>> round(float(log_phi(0.0)), 6)
+    -0.918939
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return -0.5 * (x * x + _LOG_2PI)
+
+
+def log_Phi(x):
+    """Log of the standard normal cdf (``scipy.special.log_ndtr``), accurate in both tails.
+
+    Parameters
+    ----------
+    x : array_like
+
+    Returns
+    -------
+    ndarray or float
+        ``log Phi(x)``, same shape as ``x``.
+
+    Examples
+    --------
+    >>> round(float(log_Phi(0.0)), 6)
+    -0.693147
+    """
+    return log_ndtr(np.asarray(x, dtype=np.float64))
+
+
+def log_gauss(x, mean, var):
+    """Log density of ``N(mean, var)`` at ``x``.
+
+    Parameters
+    ----------
+    x, mean, var : array_like
+        Broadcastable; ``var > 0``.
+
+    Returns
+    -------
+    ndarray or float
+        ``log N(x; mean, var)``, broadcast shape.
+
+    Examples
+    --------
+    >>> round(float(log_gauss(1.0, 1.0, 1.0)), 6)
+    -0.918939
+    """
+    x, mean, var = (np.asarray(t, dtype=np.float64) for t in (x, mean, var))
+    d = x - mean
+    return -0.5 * (d * d / var + np.log(var) + _LOG_2PI)
+
+
+def normal_tail(x):
+    """Tail probability, scaled cdf and inverse Mills ratio from one ``erfcx`` and one ``exp``.
+
+    Parameters
+    ----------
+    x : array_like
+
+    Returns
+    -------
+    Q : ndarray
+        ``Phi(-|x|)``, the smaller of ``Phi(x)`` and ``Phi(-x)``.
+    Phis : ndarray
+        ``Phi(x) exp(min(x, 0)^2 / 2)``, in ``(0, 1]``;
+        ``log Phi(x) = log(Phis) - min(x, 0)^2 / 2``
+        (to absolute accuracy ~1e-16 for ``x > 0``, which is what log-weight differences need;
+        use :func:`log_Phi` for relative accuracy there).
+    h : ndarray
+        ``phi(x) / Phi(x)``; ``~ -x`` as ``x -> -inf``, ``~ phi(x)`` as ``x -> +inf``.
+
+    Notes
+    -----
+    With ``e = erfcx(|x| / sqrt 2)``: ``Phi(-|x|) = e exp(-x^2/2) / 2``; for ``x <= 0``,
+    ``Phis = e / 2`` and ``h = sqrt(2/pi) / e``, with no under- or overflow.
+
+    Examples
+    --------
+    >>> Q, Phis, h = normal_tail(0.0)
+    >>> float(Q), float(Phis), round(float(h), 6)
+    (0.5, 0.5, 0.797885)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    ax = np.abs(x)
+    e = erfcx(ax * _INV_SQRT2)
+    xc = np.minimum(ax, _X_EXP_MAX)
+    G = np.exp(-0.5 * xc * xc)
+    Q = 0.5 * e * G
+    pos = x > 0
+    Phis = np.where(pos, 1.0 - Q, 0.5 * e)
+    h = np.where(pos, G, 1.0) * _INV_SQRT_2PI / Phis
+    return Q[()], Phis[()], h[()]
+
+
+def inv_mills(x):
+    """Inverse Mills ratio ``phi(x) / Phi(x)``, stable in both tails.
+
+    Parameters
+    ----------
+    x : array_like
+
+    Returns
+    -------
+    ndarray or float
+        ``phi(x) / Phi(x) = sqrt(2/pi) / erfcx(-x / sqrt 2)``; tends to ``-x`` as
+        ``x -> -inf`` and to ``0`` as ``x -> +inf``.
+
+    Examples
+    --------
+    >>> round(float(inv_mills(0.0)), 6)
+    0.797885
+    >>> round(float(inv_mills(-1e6)), 3)
+    1000000.0
+    """
+    return normal_tail(x)[2]
+
+
+def _trunc_moments_cf(u):
+    """``(r, w)`` at ``x = -u`` (``u >= 5``) from Laplace's continued fraction.
+
+    ``Phi(-u) / phi(u) = 1 / T_0`` with ``T_k = u + (k + 1) / T_{k+1}``; then ``h = T_0``,
+    ``r = h - u = 1 / T_1`` and ``w = 1 - T_0 / T_1 = (u + 4/T_2 - 3/T_3) / (T_1^2 T_2)``,
+    all sums of positive terms.
+    """
+    T3 = u
+    for k in range(_CF_TERMS - 1, 2, -1):
+        T3 = u + (k + 1) / T3
+    T2 = u + 3.0 / T3
+    T1 = u + 2.0 / T2
+    return 1.0 / T1, (u + 4.0 / T2 - 3.0 / T3) / T1 / T1 / T2
+
+
+def trunc_moments(x, h=None):
+    """Mean and variance of ``N(x, 1)`` truncated to ``(0, inf)``.
+
+    Parameters
+    ----------
+    x : array_like
+        Mean of the untruncated Gaussian, in units of its standard deviation.
+    h : array_like, optional
+        ``inv_mills(x)`` if already computed.
+
+    Returns
+    -------
+    r : ndarray
+        Mean ``x + h(x) > 0``; ``~ 1 / |x|`` as ``x -> -inf``, ``~ x`` as ``x -> +inf``.
+    w : ndarray
+        Variance ``1 - h(x) r(x)`` in ``(0, 1)``; ``~ 1 / x^2`` as ``x -> -inf``.
+
+    Notes
+    -----
+    A Gaussian ``N(mu, s^2)`` restricted to ``z > 0`` has mean ``s r(mu / s)`` and variance
+    ``s^2 w(mu / s)``. For ``x < -5`` both come from a continued fraction (no cancellation).
+
+    Examples
+    --------
+    >>> r, w = trunc_moments(0.0)  # half-normal
+    >>> round(float(r), 6), round(float(w), 6)
+    (0.797885, 0.36338)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    h = normal_tail(x)[2] if h is None else np.asarray(h, dtype=np.float64)
+    far = x < _CF_SWITCH
+    r = np.asarray(x + h)
+    w = np.asarray(1.0 - h * np.where(far, 0.0, r))  # far entries are replaced below
+    if np.any(far):
+        r[far], w[far] = _trunc_moments_cf(-x[far])
+    return r[()], w[()]
