@@ -76,5 +76,6 @@ def slab_variance_step(state, floor=1e-8):
     """EM update of each grouped layer's slab variance ``sigma_l^2`` (ALGORITHM.md 4)."""
     for la in state.layers:
         if la.grouped:
-            s2 = slab_variance_update(la.m[:, :-1], la.c[:, :-1], la.Lam)
+            s2 = slab_variance_update(la.m[:, :-1], la.c[:, :-1], la.Lam,
+                                      sigma2=la.sigma2, active=la.keep)
             la.sigma2 = float(max(s2, floor))
