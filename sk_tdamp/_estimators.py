@@ -9,7 +9,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, log_ndtr, logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
@@ -18,7 +18,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._core._likelihoods import probit_predict_proba
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
 from ._core._predict import forward_moments
 from ._core._state import init_state
@@ -102,9 +101,13 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------------ engine
     def _hidden_sizes(self):
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
-        if sizes.size and (sizes.ndim != 1 or np.any(sizes < 1)
-                           or not np.all(np.equal(np.mod(sizes, 1), 0))):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, Integral):
+            sizes = [sizes]
+        sizes = list(sizes)
+        valid = all(isinstance(s, Integral | np.integer) and not isinstance(s, bool | np.bool_)
+                    and s >= 1 for s in sizes)
+        if not valid:
             raise ValueError(
                 "hidden_layer_sizes must be a sequence of positive integers, got "
                 f"{self.hidden_layer_sizes!r}.")
@@ -560,6 +563,11 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
             mean, std = mean.ravel(), std.ravel()
         return (mean, std) if return_std else mean
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
 
 class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
     __doc__ = """Bayesian neural network classifier fitted by EM-TDAMP.
@@ -683,8 +691,27 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
             raise ValueError("classes must be passed on the first call to partial_fit.")
         return self._fit(X, y, incremental=True, classes=classes)
 
+    def _log_scores(self, X):
+        """Unnormalized log class probabilities ``sum_{j != c} log Phi(t_cj)``.
+
+        ``t_cj = (omega_c - omega_j) / sqrt(v + V_c + V_j)`` with the predictive moments
+        ``(omega, V)`` of the outputs (ALGORITHM.md 6). Every prediction method derives
+        from these scores, so ``predict``, ``predict_proba``, ``predict_log_proba`` and
+        ``decision_function`` always agree.
+        """
+        omega, V = self._forward(X)
+        C = omega.shape[1]
+        t = (omega[:, :, None] - omega[:, None, :]) / np.sqrt(
+            self._state.v + V[:, :, None] + V[:, None, :])
+        log_phi = log_ndtr(t)
+        log_phi[:, np.arange(C), np.arange(C)] = 0.0
+        return log_phi.sum(axis=2)
+
     def predict_proba(self, X):
         """Posterior predictive class probabilities.
+
+        ``P(c)`` is proportional to ``prod_{j != c} Phi((omega_c - omega_j) /
+        sqrt(v + V_c + V_j))``, normalized over the classes.
 
         Parameters
         ----------
@@ -693,17 +720,27 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; rows sum to one.
         """
-        omega, V = self._forward(X)
-        return probit_predict_proba(omega, V, self._state.v)
+        return np.exp(self.predict_log_proba(X))
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+        """Logarithm of :meth:`predict_proba`, computed in the log domain.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Finite even where a probability underflows to zero.
+        """
+        scores = self._log_scores(X)
+        return scores - logsumexp(scores, axis=1, keepdims=True)
 
     def decision_function(self, X):
-        """Predictive mean of the network outputs (for two classes, their difference).
+        """Confidence scores: the unnormalized log predictive probabilities.
 
         Parameters
         ----------
@@ -712,9 +749,13 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, the log-odds ``log P(classes_[1]) - log P(classes_[0])``
+            (positive where :meth:`predict` returns ``classes_[1]``); otherwise one
+            column per class, ``log P(c)`` up to a per-row constant, whose argmax is
+            :meth:`predict`.
         """
-        omega, _ = self._forward(X)
-        return omega[:, 1] - omega[:, 0] if omega.shape[1] == 2 else omega
+        scores = self._log_scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
     def predict(self, X):
         """Most probable class under the posterior predictive.
@@ -727,7 +768,8 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         -------
         y : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        index = np.argmax(self._log_scores(X), axis=1)
+        return self.classes_[index]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
