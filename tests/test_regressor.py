@@ -1,0 +1,321 @@
+"""Behaviour of EMTDAMPRegressor: meta-estimators, determinism, equivariance, shapes,
+incremental fitting and the fitted attributes."""
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sk_tdamp import EMTDAMPRegressor
+
+SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, batch_size=16, random_state=0)
+
+
+def _data(n=60, d=4, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d)
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2 + 0.1 * rng.randn(n)
+    return X, y
+
+
+def _fit(X, y, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return EMTDAMPRegressor(**{**SMALL, **params}).fit(X, y)
+
+
+def test_pipeline_with_scaler_fits_and_predicts():
+    X, y = _data()
+    pipe = make_pipeline(StandardScaler(), EMTDAMPRegressor(**{**SMALL, "max_iter": 20}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X * 100.0 + 7.0, y)
+    mean, std = pipe.predict(X * 100.0 + 7.0, return_std=True)
+    assert mean.shape == std.shape == (60,)
+    assert np.all(std > 0)
+    # Learns something: better than the constant predictor on the training data.
+    assert pipe.score(X * 100.0 + 7.0, y) > 0.5
+
+
+def test_grid_search_over_prior_settings_in_pipeline():
+    X, y = _data()
+    pipe = make_pipeline(StandardScaler(), EMTDAMPRegressor(**SMALL))
+    grid = {
+        "emtdampregressor__prior_variance": [0.5, 2.0],
+        "emtdampregressor__rho_init": [0.5, 0.9],
+        "emtdampregressor__target_density": [None, 0.5],
+    }
+    search = GridSearchCV(pipe, grid, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 8
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    best = search.best_estimator_[-1]
+    assert best.prior_variance == search.best_params_["emtdampregressor__prior_variance"]
+
+
+def test_cross_validate_returns_finite_scores():
+    X, y = _data()
+    res = cross_validate(EMTDAMPRegressor(**SMALL), X, y, cv=3,
+                         scoring=["r2", "neg_mean_squared_error"])
+    assert res["test_r2"].shape == (3,)
+    assert np.all(np.isfinite(res["test_neg_mean_squared_error"]))
+
+
+def test_clone_is_unfitted_with_same_params():
+    X, y = _data()
+    reg = _fit(X, y)
+    twin = clone(reg)
+    assert twin.get_params() == reg.get_params()
+    assert not hasattr(twin, "coefs_")
+    assert_allclose(twin.fit(X, y).predict(X), reg.predict(X), rtol=1e-12)
+
+
+def test_pickle_round_trip_predicts_identically():
+    X, y = _data()
+    reg = _fit(X, y)
+    loaded = pickle.loads(pickle.dumps(reg))
+    mean, std = reg.predict(X, return_std=True)
+    mean2, std2 = loaded.predict(X, return_std=True)
+    assert_array_equal(mean2, mean)
+    assert_array_equal(std2, std)
+
+
+def test_random_state_controls_the_result():
+    X, y = _data()
+    a = _fit(X, y, random_state=3).predict(X)
+    b = _fit(X, y, random_state=3).predict(X)
+    c = _fit(X, y, random_state=4).predict(X)
+    assert_array_equal(a, b)
+    assert np.max(np.abs(a - c)) > 1e-3
+
+
+def test_target_scale_equivariance():
+    X, y = _data()
+    mean, std = _fit(X, y).predict(X, return_std=True)
+    mean_k, std_k = _fit(X, 1000.0 * y).predict(X, return_std=True)
+    assert_allclose(mean_k, 1000.0 * mean, rtol=1e-9, atol=1e-9)
+    assert_allclose(std_k, 1000.0 * std, rtol=1e-9)
+
+
+def test_target_shift_moves_the_mean_only():
+    X, y = _data()
+    mean, std = _fit(X, y).predict(X, return_std=True)
+    mean_s, std_s = _fit(X, y + 500.0).predict(X, return_std=True)
+    assert_allclose(mean_s, mean + 500.0, rtol=0, atol=1e-9)
+    assert_allclose(std_s, std, rtol=1e-9)
+
+
+def test_multi_output_shapes():
+    X, y = _data()
+    Y = np.column_stack([y, -2.0 * y + 1.0, X[:, 2]])
+    reg = _fit(X, Y)
+    mean, std = reg.predict(X[:7], return_std=True)
+    assert mean.shape == std.shape == (7, 3)
+    assert reg.n_outputs_ == 3
+    assert reg.coefs_[-1].shape == (8, 3)
+    assert reg.y_mean_.shape == reg.y_scale_.shape == (3,)
+
+
+def test_multi_output_is_equivariant_per_output():
+    X, y = _data()
+    Y = np.column_stack([y, X[:, 2]])
+    mean, std = _fit(X, Y).predict(X, return_std=True)
+    scale = np.array([10.0, 0.1])
+    mean_k, std_k = _fit(X, Y * scale).predict(X, return_std=True)
+    assert_allclose(mean_k, mean * scale, rtol=1e-9, atol=1e-12)
+    assert_allclose(std_k, std * scale, rtol=1e-9)
+
+
+def test_one_dimensional_target_gives_one_dimensional_predictions():
+    X, y = _data()
+    reg = _fit(X, y)
+    assert reg.predict(X).shape == (60,)
+    mean, std = reg.predict(X, return_std=True)
+    assert mean.shape == std.shape == (60,)
+    col = _fit(X, y[:, None])
+    assert col.predict(X).shape == (60, 1)
+    assert_allclose(col.predict(X).ravel(), reg.predict(X), rtol=1e-12)
+
+
+def test_partial_fit_initializes_then_continues():
+    X, y = _data()
+    reg = EMTDAMPRegressor(**SMALL)
+    reg.partial_fit(X, y)
+    assert reg.n_iter_ == 1
+    assert reg.t_ == 60
+    first = [w.copy() for w in reg.coefs_]
+    reg.partial_fit(X, y)
+    assert reg.n_iter_ == 2
+    assert reg.t_ == 120
+    assert max(np.max(np.abs(a - b)) for a, b in zip(first, reg.coefs_)) > 1e-6
+
+
+def test_partial_fit_passes_equal_fit_epochs():
+    # One partial_fit call is one epoch of fit with the same random stream.
+    X, y = _data()
+    reg = EMTDAMPRegressor(**SMALL)
+    for _ in range(3):
+        reg.partial_fit(X, y)
+    full = _fit(X, y, max_iter=3)
+    assert_allclose(reg.predict(X), full.predict(X), rtol=1e-10, atol=1e-12)
+
+
+def test_partial_fit_after_fit_continues_from_fit():
+    X, y = _data()
+    reg = _fit(X, y, max_iter=3)
+    before = reg.predict(X)
+    reg.partial_fit(X, y)
+    assert reg.n_iter_ == 4
+    assert np.max(np.abs(reg.predict(X) - before)) > 1e-6
+    # It continued: not the same as a fresh single pass.
+    fresh = EMTDAMPRegressor(**SMALL).partial_fit(X, y)
+    assert np.max(np.abs(reg.predict(X) - fresh.predict(X))) > 1e-6
+
+
+def test_warm_start_continues_training():
+    X, y = _data()
+    reg = _fit(X, y, max_iter=3, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y)
+    assert reg.n_iter_ == 6
+    assert len(reg.loss_curve_) == 6
+    longer = _fit(X, y, max_iter=6)
+    assert_allclose(reg.predict(X), longer.predict(X), rtol=1e-10, atol=1e-12)
+
+
+def test_refit_without_warm_start_restarts():
+    X, y = _data()
+    reg = _fit(X, y, max_iter=3)
+    first = reg.predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y)
+    assert reg.n_iter_ == 3
+    assert_allclose(reg.predict(X), first, rtol=1e-12)
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    X, y = _data()
+    reg = _fit(X, y, max_iter=4, verbose=True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert len(lines) == reg.n_iter_ == 4
+    assert all(re.match(rf"Epoch {i + 1}, loss = ", ln) for i, ln in enumerate(lines))
+
+
+def test_silent_by_default(capsys):
+    X, y = _data()
+    _fit(X, y, max_iter=2)
+    assert capsys.readouterr().out == ""
+
+
+def test_max_iter_without_convergence_warns():
+    X, y = _data()
+    # The first epoch always improves on +inf, so 3 epochs cannot reach 3 epochs
+    # without improvement: max_iter is hit before convergence.
+    reg = EMTDAMPRegressor(**{**SMALL, "max_iter": 3, "n_iter_no_change": 3, "tol": 0.0})
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        reg.fit(X, y)
+    assert reg.n_iter_ == 3
+
+
+def test_convergence_stops_early_without_warning():
+    X, y = _data()
+    # A huge tol makes every epoch after the first (which improves on +inf) count as
+    # "no improvement": fit stops after 1 + n_iter_no_change epochs.
+    reg = EMTDAMPRegressor(**{**SMALL, "max_iter": 50, "n_iter_no_change": 2, "tol": 1e6})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reg.fit(X, y)
+    assert reg.n_iter_ == 3
+
+
+def test_score_is_r2():
+    X, y = _data()
+    reg = _fit(X, y, max_iter=20)
+    pred = reg.predict(X)
+    r2 = 1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert_allclose(reg.score(X, y), r2, rtol=1e-12)
+    assert r2 > 0.5
+
+
+def test_feature_names_in_with_dataframe():
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    names = ["a", "b", "c", "d"]
+    df = pd.DataFrame(X, columns=names)
+    reg = _fit(df, y)
+    assert_array_equal(reg.feature_names_in_, names)
+    with pytest.warns(UserWarning, match="valid feature names"):
+        from_array = reg.predict(X)
+    assert_allclose(reg.predict(df), from_array, rtol=1e-12)
+    with pytest.raises(ValueError, match="feature names"):
+        reg.predict(df[["b", "a", "c", "d"]])
+    assert not hasattr(_fit(X, y), "feature_names_in_")
+
+
+@pytest.mark.parametrize("hidden", [(), (8,), (8, 6), (8, 6, 4)])
+def test_depths_fit_and_predict_with_the_right_shapes(hidden):
+    X, y = _data()
+    reg = _fit(X, y, hidden_layer_sizes=hidden)
+    mean, std = reg.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5,)
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
+    widths = [4, *hidden, 1]
+    assert [w.shape for w in reg.coefs_] == list(zip(widths[:-1], widths[1:]))
+    assert [b.shape for b in reg.intercepts_] == [(w,) for w in widths[1:]]
+    assert reg.n_layers_ == len(hidden) + 2
+    assert len(reg.n_neurons_kept_) == len(hidden)
+
+
+def test_hidden_layer_sizes_accepts_an_int():
+    X, y = _data()
+    reg = _fit(X, y, hidden_layer_sizes=5)
+    assert [w.shape for w in reg.coefs_] == [(4, 5), (5, 1)]
+
+
+@pytest.mark.parametrize("hidden", [(10,), (10, 7)])
+def test_target_density_keeps_exact_neuron_counts(hidden):
+    X, y = _data()
+    reg = _fit(X, y, hidden_layer_sizes=hidden, target_density=0.5)
+    assert reg.n_neurons_kept_ == [int(np.ceil(0.5 * w)) for w in hidden]
+    assert [int(m.sum()) for m in reg.neuron_masks_[1:]] == reg.n_neurons_kept_
+
+
+@pytest.mark.parametrize("density, expected", [(0.5, 3), (0.2, 2), (1.0, 6)])
+def test_input_target_density_keeps_exact_feature_count(density, expected):
+    X, y = _data(d=6)
+    reg = _fit(X, y, input_target_density=density)
+    assert reg.n_features_kept_ == expected
+    assert reg.kept_features_.shape == (expected,)
+    assert reg.pruned_coefs_[0].shape[0] == expected
+    # Dropped features have no effect on the prediction.
+    dropped = np.setdiff1d(np.arange(6), reg.kept_features_)
+    X_noise = X.copy()
+    X_noise[:, dropped] = 123.0
+    assert_allclose(reg.predict(X_noise), reg.predict(X), rtol=1e-12)
+
+
+def test_constant_target_predicts_the_constant():
+    X, _ = _data()
+    reg = _fit(X, np.full(60, 3.5), max_iter=20)
+    mean, std = reg.predict(X, return_std=True)
+    assert_array_equal(reg.y_scale_, [1.0])
+    assert_allclose(mean, 3.5, atol=1e-3)
+    assert np.all(np.isfinite(std)) and np.all(std < 0.1)
+
+
+def test_single_sample_fit_and_partial_fit():
+    X, y = _data()
+    for reg in (_fit(X[:1], y[:1]), EMTDAMPRegressor(**SMALL).partial_fit(X[:1], y[:1])):
+        mean, std = reg.predict(X, return_std=True)
+        assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+        assert_allclose(reg.y_mean_, y[:1])
+        assert_array_equal(reg.y_scale_, [1.0])
