@@ -681,14 +681,20 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         classes : array-like of shape (n_classes,), default=None
-            All the classes; required on the first call, ignored afterwards.
+            All the classes; required on the first call. Later calls may omit it or
+            must pass the same classes.
 
         Returns
         -------
         self : object
         """
-        if not hasattr(self, "_state") and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not hasattr(self, "_state"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={np.unique(classes)!r} is not the same as classes_="
+                f"{self.classes_!r} of the fitted model.")
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _log_scores(self, X):
