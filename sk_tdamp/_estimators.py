@@ -280,6 +280,11 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         X = validate_data(self, X, reset=False)
         return forward_moments(X, self._final, self.activation)
 
+    def __sklearn_is_fitted__(self):
+        # Fitted once a fit has completed: a failed first fit may have set some
+        # attributes (classes_, y_mean_) without producing a model.
+        return hasattr(self, "_final")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
@@ -483,6 +488,7 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
             verbose=verbose, warm_start=warm_start)
 
     def _validate_xy(self, X, y, reset):
+        self._hidden_sizes()  # fail before any fitted attribute changes
         return validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
                              dtype=np.float64)
 
@@ -638,24 +644,26 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
             verbose=verbose, warm_start=warm_start)
 
     def _validate_xy(self, X, y, reset):
+        self._hidden_sizes()  # fail before any fitted attribute changes
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
         check_classification_targets(y)
         return X, y
 
     def _encode_targets(self, y, first_pass, classes=None):
+        # Validate everything before storing: a failed call leaves the model as it was.
         if first_pass:
-            if classes is None:
-                classes = np.unique(y)
-            self._label_encoder = LabelEncoder().fit(classes)
-            self.classes_ = self._label_encoder.classes_
-            if self.classes_.size < 2:
-                raise ValueError(
-                    "EMTDAMPClassifier needs samples of at least 2 classes in the data, "
-                    f"got only one class: {self.classes_[0]!r}.")
-        unknown = np.setdiff1d(y, self.classes_)
+            encoder = LabelEncoder().fit(np.unique(y) if classes is None else classes)
+        else:
+            encoder = self._label_encoder
+        if encoder.classes_.size < 2:
+            raise ValueError(
+                "EMTDAMPClassifier needs samples of at least 2 classes in the data, "
+                f"got only one class: {encoder.classes_[0]!r}.")
+        unknown = np.setdiff1d(y, encoder.classes_)
         if unknown.size:
             raise ValueError(f"y contains labels not in classes_: {unknown[:5]!r}.")
-        return self._label_encoder.transform(y), self.classes_.size
+        self._label_encoder, self.classes_ = encoder, encoder.classes_
+        return encoder.transform(y), encoder.classes_.size
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

@@ -248,3 +248,36 @@ def test_fitted_attributes_are_not_views_of_the_inputs(Est):
         assert not np.shares_memory(out, X)
     for attr in (est.coefs_ + est.intercepts_ + est.pruned_coefs_):
         assert not np.shares_memory(attr, X)
+
+
+# ------------------------------------------------------------------- failed fits
+def test_failed_first_fit_leaves_the_estimator_unfitted():
+    X, y = _data(EMTDAMPClassifier)
+    clf = EMTDAMPClassifier(**SMALL)
+    with pytest.raises(ValueError, match="labels not in classes_"):
+        clf.partial_fit(X, y + 5, classes=[0, 1, 2])
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    reg = EMTDAMPRegressor(**{**SMALL, "hidden_layer_sizes": (0,)})
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        reg.fit(*_data(EMTDAMPRegressor))
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+
+
+def test_failed_refit_keeps_the_previous_model():
+    X, y = _data(EMTDAMPClassifier)
+    clf = _fit(EMTDAMPClassifier(**SMALL), X, y)
+    before = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X, np.zeros(40, int))
+    assert_array_equal(clf.classes_, [0, 1, 2])
+    assert_array_equal(clf.predict_proba(X), before)
+
+    X, y = _data(EMTDAMPRegressor)
+    reg = _fit(EMTDAMPRegressor(**SMALL), X, y)
+    before = reg.predict(X)
+    reg.set_params(hidden_layer_sizes=(0,))
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        reg.fit(X, 1000.0 * y)
+    assert_array_equal(reg.predict(X), before)
