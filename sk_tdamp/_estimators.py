@@ -523,11 +523,14 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs, preferably standardized.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Training targets, one column per output.
 
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         return self._fit(X, y, incremental=False)
 
@@ -540,11 +543,14 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs, preferably standardized.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Training targets, one column per output.
 
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         return self._fit(X, y, incremental=True)
 
@@ -554,13 +560,16 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs to predict.
         return_std : bool, default=False
             Also return the predictive standard deviation ``sqrt(V + v)``.
 
         Returns
         -------
         y_mean : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        y_std : ndarray, same shape, only when ``return_std`` is True
+            Predictive mean (1-D when the model was fitted on a 1-D y).
+        y_std : ndarray, same shape as ``y_mean``
+            Predictive standard deviation, returned only when ``return_std`` is True.
         """
         omega, V = self._forward(X)
         mean = omega * self.y_scale_ + self.y_mean_
@@ -672,11 +681,14 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs, preferably standardized.
         y : array-like of shape (n_samples,)
+            Training class labels.
 
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         return self._fit(X, y, incremental=False)
 
@@ -687,7 +699,9 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs, preferably standardized.
         y : array-like of shape (n_samples,)
+            Training class labels.
         classes : array-like of shape (n_classes,), default=None
             All the classes; required on the first call. Later calls may omit it or
             must pass the same classes.
@@ -695,6 +709,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         if not hasattr(self, "_state"):
             if classes is None:
@@ -730,6 +745,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs to predict.
 
         Returns
         -------
@@ -744,6 +760,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs to predict.
 
         Returns
         -------
@@ -759,6 +776,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs to predict.
 
         Returns
         -------
@@ -777,10 +795,12 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs to predict.
 
         Returns
         -------
         y : ndarray of shape (n_samples,)
+            Predicted class labels, taken from ``classes_``.
         """
         index = np.argmax(self._log_scores(X), axis=1)
         return self.classes_[index]

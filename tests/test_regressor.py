@@ -316,6 +316,8 @@ def test_single_sample_fit_and_partial_fit():
     X, y = _data()
     for reg in (_fit(X[:1], y[:1]), EMTDAMPRegressor(**SMALL).partial_fit(X[:1], y[:1])):
         mean, std = reg.predict(X, return_std=True)
-        assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+        assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)
         assert_allclose(reg.y_mean_, y[:1])
         assert_array_equal(reg.y_scale_, [1.0])
+        # Sensible: the training target lies within one predictive std of the mean.
+        assert abs(mean[0] - y[0]) < std[0]
