@@ -544,17 +544,26 @@ def memory_tables(mem):
 
 
 def environment(args):
+    """Versions, and the code actually imported: the git state of the tree holding the
+    imported ``sk_tdamp``; for an exported snapshot (no .git) the commit comes from the
+    environment variable ``SK_TDAMP_COMMIT``."""
+    import sk_tdamp
+
+    root = Path(sk_tdamp.__file__).resolve().parent.parent
+
     def git(*cmd):
         try:
-            return subprocess.run(["git", *cmd], cwd=HERE, capture_output=True, text=True,
+            return subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True,
                                   check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
-            return "?"
-    dirty = git("status", "--porcelain", "--", "../sk_tdamp")
-    diff = git("diff", "HEAD", "--", "../sk_tdamp")
-    return dict(commit=git("rev-parse", "--short", "HEAD"),
-                sk_tdamp_dirty=bool(dirty and dirty != "?"),
-                sk_tdamp_diff_sha1=hashlib.sha1(diff.encode()).hexdigest()[:10],
+            return None
+
+    commit = git("rev-parse", "--short", "HEAD")
+    diff = git("diff", "HEAD", "--", "sk_tdamp") if commit else None
+    return dict(sk_tdamp_path=str(root / "sk_tdamp"),
+                commit=commit or os.environ.get("SK_TDAMP_COMMIT", "unknown"),
+                snapshot=commit is None, sk_tdamp_dirty=bool(diff),
+                sk_tdamp_diff_sha1=hashlib.sha1((diff or "").encode()).hexdigest()[:10],
                 python=platform.python_version(), numpy=np.__version__,
                 sklearn=sklearn.__version__, cpus=os.cpu_count(), threads=args.threads)
 
@@ -563,7 +572,9 @@ def write_report(results, args, command, path):
     env = results["environment"]
     lines = ["# Classification: EM-TDAMP vs scikit-learn MLPClassifier", "",
              f"Produced by `{command}`", "",
-             f"Commit {env['commit']}"
+             f"sk_tdamp imported from `{env['sk_tdamp_path']}`: "
+             + (f"an exported snapshot of commit {env['commit']}" if env["snapshot"]
+                else f"commit {env['commit']}")
              + (f" with uncommitted changes under sk_tdamp/ (`git diff HEAD -- sk_tdamp` "
                 f"sha1 {env['sk_tdamp_diff_sha1']})" if env["sk_tdamp_dirty"] else "")
              + f"; Python {env['python']}, NumPy {env['numpy']}, scikit-learn "
