@@ -619,9 +619,10 @@ def build_parser():
     p.add_argument("--datasets", nargs="+", default=["digits", "mnist5k", "fashion"],
                    choices=["digits", "mnist5k", "fashion"])
     p.add_argument("--epochs", type=int, default=30, help="partial_fit epochs per method")
-    p.add_argument("--batch-size", type=int, default=64,
-                   help="minibatch size of EM-TDAMP and of the MLP (default 64: EM-TDAMP's "
-                        "cost per sample grows at small batches, the MLP's default is 200)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="minibatch size of EM-TDAMP and of the MLP (default 32, "
+                        "EMTDAMPClassifier's default: at commit f78de0a batch 64 sent v to "
+                        "its cap and a 300-100 network did not train on digits)")
     p.add_argument("--preprocessing", choices=["standard", "unit"], default="standard")
     p.add_argument("--compare-preprocessing", action="store_true",
                    help="also run both methods with the other preprocessing")
