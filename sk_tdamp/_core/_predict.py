@@ -1,7 +1,7 @@
 """Prediction: forward moment propagation with the weight posterior (ALGORITHM.md 6)."""
 
 from ._activations import ACTIVATIONS
-from ._damp import forward_layer
+from ._damp import augment, forward_layer
 
 
 def forward_moments(X, layers, activation):
@@ -28,11 +28,11 @@ def forward_moments(X, layers, activation):
     ([3.0, 7.0], [0.5, 4.5])
     """
     act = ACTIVATIONS[activation]
-    xh, D = X, None
+    xa, Da = augment(X)
     L = len(layers)
     for l, la in enumerate(layers):
         m, c = (la.m, la.c) if hasattr(la, "m") else la
-        omega, V = forward_layer(xh, D, m, c)
+        omega, V = forward_layer(xa, Da, m, c)
         if l < L - 1:
-            xh, D, _, _ = act(omega, V, 0.0, 0.0)
+            xa, Da = augment(*act(omega, V, 0.0, 0.0)[:2])
     return omega, V

@@ -15,6 +15,9 @@ Lam        posterior log-odds of group support    (N_in,)
 sigma2     slab variance of the weights           scalar
 logit_rho  prior log-odds of group support        scalar
 keep       forced support (target density)        (N_in,) bool or None
+H0, G0     initialization pseudo-evidence, part   (N_out, N_in + 1)
+           of (Hp, Gp) that belongs to the slab
+           prior rather than to the data
 =========  ====================================  ======================
 """
 
@@ -36,6 +39,8 @@ class LayerState:
     logit_rho: float
     grouped: bool = True
     keep: np.ndarray | None = None
+    H0: np.ndarray | None = None
+    G0: np.ndarray | None = None
 
     @property
     def n_in(self):
@@ -50,6 +55,8 @@ class LayerState:
             m=self.m.copy(), c=self.c.copy(), Hp=self.Hp.copy(), Gp=self.Gp.copy(),
             Lam=self.Lam.copy(), sigma2=self.sigma2, logit_rho=self.logit_rho,
             grouped=self.grouped, keep=None if self.keep is None else self.keep.copy(),
+            H0=None if self.H0 is None else self.H0.copy(),
+            G0=None if self.G0 is None else self.G0.copy(),
         )
 
 
@@ -117,5 +124,7 @@ def init_state(layer_sizes, rng, *, prior_scale=1.0, bias_var=1.0, v=1.0, rho=0.
         layers.append(LayerState(
             m=m, c=c, Hp=Hp, Gp=Gp, Lam=np.zeros(n_in), sigma2=sigma2,
             logit_rho=float(np.log(p) - np.log1p(-p)), grouped=grouped,
+            H0=Hp.copy() if init_evidence > 0 else None,
+            G0=Gp.copy() if init_evidence > 0 else None,
         ))
     return NetworkState(layers=layers, v=float(v), bias_var=float(bias_var))

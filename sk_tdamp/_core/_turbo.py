@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._activations import ACTIVATIONS
-from ._damp import backward_message, forward_layer, hidden_g_gam, weight_evidence
-from ._group_prior import gaussian_denoiser, group_posterior, module_b
+from ._damp import augment, backward_message, forward_layer, hidden_g_gam, weight_evidence
+from ._group_prior import gaussian_denoiser, group_posterior, module_b, weight_llr
 from ._likelihoods import OUTPUTS
 
 G_FLOOR = 1e-12
@@ -31,7 +31,7 @@ class TurboConfig:
     damping : float
         ``psi`` in ``new = psi * old + (1 - psi) * new``.
     onsager : bool
-        Whether to include the time-lagged correction terms (those with ``g_old``).
+        Whether the first layer's forward message carries the Onsager term.
     """
 
     activation: str = "relu"
@@ -39,6 +39,21 @@ class TurboConfig:
     n_sweeps: int = 2
     damping: float = 0.8
     onsager: bool = True
+
+
+def init_llr_offset(la):
+    """Log-odds that the initialization pseudo-evidence alone gives each group.
+
+    The pseudo-evidence ``(H0, G0)`` (ALGORITHM.md 5.6b) is part of the slab prior, not
+    data: with it, the slab is ``N(0, sigma^2) exp(H0 w - G0 w^2 / 2)`` (normalized) and
+    the support log-likelihood ratio of the total evidence is
+    ``lam(Hp + H, Gp + G) - lam(H0, G0)``. Subtracting this offset from ``logit(rho)``
+    keeps a fresh network's groups at their prior odds instead of reading the random
+    initialization as evidence against the slab.
+    """
+    if la.H0 is None:
+        return 0.0
+    return weight_llr(la.H0[:, :-1], la.G0[:, :-1], la.sigma2).sum(axis=0)
 
 
 def weight_posterior(la, Htot, Gtot, bias_var):
@@ -51,9 +66,10 @@ def weight_posterior(la, Htot, Gtot, bias_var):
         m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
         return m, c, np.full(la.n_in, np.inf)
     if la.keep is None:
-        m[:, :-1], c[:, :-1], Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho)
+        m[:, :-1], c[:, :-1], Lam = group_posterior(
+            HW, GW, la.sigma2, la.logit_rho - init_llr_offset(la))
         return m, c, Lam
-    Lam, _ = module_b(HW, GW, la.sigma2, 0.0)
+    Lam, _ = module_b(HW, GW, la.sigma2, -init_llr_offset(la))
     m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
     m[:, :-1] *= la.keep
     c[:, :-1] *= la.keep
@@ -68,25 +84,25 @@ def _update_weights(state, H, G, psi):
         la.c = psi * la.c + (1.0 - psi) * c
 
 
-def _forward_sweep(x, state, cfg, msgs, old):
-    """Forward sweep; fills msgs['xh'], msgs['D'], msgs['omega'], msgs['V']."""
+def _forward_sweep(state, cfg, msgs):
+    """Forward sweep; fills msgs['xa'], msgs['Da'], msgs['omega'], msgs['V']."""
     act = ACTIVATIONS[cfg.activation]
     L = len(state.layers)
-    xh, D = msgs["xh"], msgs["D"]
+    xa, Da = msgs["xa"], msgs["Da"]
     psi = cfg.damping
     for l, la in enumerate(state.layers):
-        o = None if old is None else (old["g"][l], old["xh"][l], old["m"][l])
-        omega, V = forward_layer(xh[l], D[l], la.m, la.c, o)
+        g_old = None if l > 0 or not cfg.onsager else msgs["g"][0]
+        omega, V = forward_layer(xa[l], Da[l], la.m, la.c, g_old)
         msgs["omega"][l], msgs["V"][l] = omega, V
         if l < L - 1:
-            xn, Dn, _, _ = act(omega, V, msgs["Am"][l + 1], msgs["Bm"][l + 1])
-            if xh[l + 1] is not None:  # second and later sweeps: damp
-                xn = psi * xh[l + 1] + (1.0 - psi) * xn
-                Dn = psi * D[l + 1] + (1.0 - psi) * Dn
-            xh[l + 1], D[l + 1] = xn, Dn
+            xn, Dn = augment(*act(omega, V, msgs["Am"][l + 1], msgs["Bm"][l + 1])[:2])
+            if xa[l + 1] is not None:  # second and later sweeps: damp
+                xn = psi * xa[l + 1] + (1.0 - psi) * xn
+                Dn = psi * Da[l + 1] + (1.0 - psi) * Dn
+            xa[l + 1], Da[l + 1] = xn, Dn
 
 
-def _backward_sweep(y, state, cfg, msgs, old):
+def _backward_sweep(y, state, cfg, msgs):
     """Output step and backward sweep; returns the evidence lists and the output step."""
     act = ACTIVATIONS[cfg.activation]
     L = len(state.layers)
@@ -100,12 +116,10 @@ def _backward_sweep(y, state, cfg, msgs, old):
             _, _, zh, zv = act(omega, V, msgs["Am"][l + 1], msgs["Bm"][l + 1])
             g, Gam = hidden_g_gam(omega, V, zh, zv)
         msgs["g"][l] = g
-        ow = None if old is None else (old["g"][l], old["m"][l])
-        H[l], G[l] = weight_evidence(msgs["xh"][l], msgs["D"][l], g, Gam, la.m, ow)
+        H[l], G[l] = weight_evidence(msgs["xa"][l], msgs["Da"][l], g, Gam, la.m)
         if l > 0:
-            ob = None if old is None else (old["g"][l], old["xh"][l])
             msgs["Am"][l], msgs["Bm"][l] = backward_message(
-                msgs["xh"][l], g, Gam, la.m, la.c, ob)
+                msgs["xa"][l], g, Gam, la.m, la.c)
     return H, G, out
 
 
@@ -130,19 +144,15 @@ def minibatch_estep(x, y, state, cfg):
         (the posterior of ``z_L`` for the noise-variance M-step).
     """
     L = len(state.layers)
-    msgs = {k: [None] * L for k in ("xh", "D", "omega", "V", "Am", "Bm", "g")}
-    msgs["xh"][0] = x
+    msgs = {k: [None] * L for k in ("xa", "Da", "omega", "V", "Am", "Bm", "g")}
+    msgs["xa"][0] = augment(x)[0]
     msgs["Am"] = [0.0] * L
     msgs["Bm"] = [0.0] * L
-    old = None
     for sweep in range(cfg.n_sweeps):
-        _forward_sweep(x, state, cfg, msgs, old)
-        H, G, out = _backward_sweep(y, state, cfg, msgs, old)
+        _forward_sweep(state, cfg, msgs)
+        H, G, out = _backward_sweep(y, state, cfg, msgs)
         if sweep == 0:
             first_out = out
-        if cfg.onsager:  # weights are replaced, not mutated: these stay the old ones
-            old = {"g": list(msgs["g"]), "xh": list(msgs["xh"]),
-                   "m": [la.m for la in state.layers]}
         _update_weights(state, H, G, cfg.damping)
     return H, G, first_out, out
 
@@ -152,6 +162,9 @@ def pasp_update(state, H, G, lam):
     for la, Hl, Gl in zip(state.layers, H, G):
         la.Hp = lam * (la.Hp + Hl)
         la.Gp = lam * (la.Gp + Gl)
+        if la.H0 is not None:
+            la.H0 = lam * la.H0
+            la.G0 = lam * la.G0
 
 
 def forgetting_factor(batch_size, n_samples, memory):

@@ -4,6 +4,7 @@ import numpy as np
 from numpy.testing import assert_allclose
 
 from sk_tdamp._core._damp import (
+    augment,
     backward_message,
     forward_layer,
     hidden_g_gam,
@@ -19,7 +20,7 @@ def test_forward_layer_matches_moments_of_independent_products():
     rng = np.random.default_rng(0)
     xh, D = rng.normal(size=(1, 3)), rng.uniform(0.1, 1, size=(1, 3))
     m, c = rng.normal(size=(1, 4)), rng.uniform(0.1, 1, size=(1, 4))
-    omega, V = forward_layer(xh, D, m, c)
+    omega, V = forward_layer(*augment(xh, D), m, c)
     mean = xh @ m[0, :3] + m[0, 3]
     e2_w, e2_u = m[0, :3] ** 2 + c[0, :3], xh[0] ** 2 + D[0]
     var = np.sum(e2_w * e2_u - (m[0, :3] * xh[0]) ** 2) + c[0, 3]
@@ -31,8 +32,8 @@ def test_forward_layer_exact_inputs_equal_zero_variance_inputs():
     rng = np.random.default_rng(1)
     xh = rng.normal(size=(5, 4))
     m, c = rng.normal(size=(3, 5)), rng.uniform(size=(3, 5))
-    a = forward_layer(xh, None, m, c)
-    b = forward_layer(xh, np.zeros_like(xh), m, c)
+    a = forward_layer(*augment(xh), m, c)
+    b = forward_layer(*augment(xh, np.zeros_like(xh)), m, c)
     assert_allclose(a, b, rtol=1e-12)
 
 
@@ -45,23 +46,45 @@ def test_weight_evidence_single_layer_is_gaussian_likelihood_gradient():
     v = 0.7
     omega = X @ m[0, :3, None] + m[0, 3]
     g, Gam = (y - omega) / v, np.full_like(omega, 1 / v)
-    H, G = weight_evidence(X, None, g, Gam, m)
     Xa = np.hstack([X, np.ones((6, 1))])
+    H, G = weight_evidence(Xa, None, g, Gam, m)
     assert_allclose(G[0], (Xa ** 2).sum(0) / v, rtol=1e-12)
     assert_allclose(H[0] - m[0] * G[0], Xa.T @ (y[:, 0] - omega[:, 0]) / v, rtol=1e-12)
 
 
-def test_backward_message_clips_am_and_matches_formula():
+def test_backward_message_clips_am_and_pairs_self_term_with_clipped_am():
     rng = np.random.default_rng(3)
     xh = rng.normal(size=(4, 3))
-    g, Gam = rng.normal(size=(4, 2)) * 3, rng.uniform(size=(4, 2)) * 0.01
+    g = rng.normal(size=(4, 2)) * np.array([[0.05], [0.05], [3.0], [3.0]])
+    Gam = rng.uniform(0.5, 1, size=(4, 2))
     m, c = rng.normal(size=(2, 4)), rng.uniform(size=(2, 4))
-    Am, Bm = backward_message(xh, g, Gam, m, c)
+    Am, Bm = backward_message(augment(xh)[0], g, Gam, m, c)
     W, cW = m[:, :3], c[:, :3]
     Am_raw = Gam @ (W ** 2 + cW) - g ** 2 @ cW
-    assert (Am_raw < 0).any()
+    assert (Am_raw < 0).any() and (Am_raw > 0).any()
     assert_allclose(Am, np.maximum(Am_raw, 0), rtol=1e-12)
-    assert_allclose(Bm, g @ W + xh * (Gam @ W ** 2), rtol=1e-12)
+    assert_allclose(Bm, g @ W + xh * np.maximum(Am_raw, 0), rtol=1e-12)
+
+
+def test_weight_evidence_with_uncertain_inputs_matches_expected_curvature():
+    # For z = w.u with u ~ (xh, D) and a Gaussian output, E_u[(y - w.u)^2] / v has
+    # curvature sum (xh^2 + D) / v in w: with Gam = 1/v and g = 0 that is G exactly.
+    rng = np.random.default_rng(7)
+    xh, D = rng.normal(size=(5, 3)), rng.uniform(0.1, 1, size=(5, 3))
+    v = 0.5
+    m = rng.normal(size=(1, 4))
+    xa, Da = augment(xh, D)
+    g, Gam = np.zeros((5, 1)), np.full((5, 1), 1 / v)
+    H, G = weight_evidence(xa, Da, g, Gam, m)
+    assert_allclose(G[0], ((xa ** 2 + Da) / v).sum(0), rtol=1e-12)
+    assert_allclose(H, m * G, rtol=1e-12)
+    # a residual larger than its variance makes G negative: it is clipped and H = m G
+    g = np.full((5, 1), 10.0)
+    H, G = weight_evidence(xa, Da, g, Gam, m)
+    G_raw = ((xa ** 2 + Da) / v - g ** 2 * Da).sum(0)
+    assert (G_raw[:3] < 0).all()
+    assert_allclose(G[0], np.maximum(G_raw, 0), rtol=1e-12)
+    assert_allclose(H[0], (g * xa).sum(0) + m[0] * G[0], rtol=1e-12)
 
 
 def test_hidden_g_gam_identity_activation_is_gaussian_message():
@@ -101,7 +124,7 @@ def test_linear_gaussian_case_equals_exact_bayesian_linear_regression():
     # Variances: the AMP fixed point 1 / (sum x^2 / (V + v) + 1/sigma2), which exceeds
     # the exact marginal by the factor ~ (V + v) / v (here about 1.14).
     la = state.layers[0]
-    _, V = forward_layer(X, None, la.m, la.c)
+    _, V = forward_layer(augment(X)[0], None, la.m, la.c)
     amp_c = 1 / ((X ** 2 / (V + v)).sum(0) + 1 / sigma2)
     assert_allclose(la.c[0, :d], amp_c, rtol=1e-6)
     assert_allclose(la.c[0, :d], np.diag(np.linalg.inv(prec))[:d], rtol=0.2)
