@@ -4,6 +4,7 @@ The estimators are a thin layer: validation, target encoding, the epoch loop wit
 M-step and the fitted attributes. All the message passing lives in ``sk_tdamp._core``.
 """
 
+import copy
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -137,6 +138,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self._no_improvement_count = 0
 
     def _fit(self, X, y, *, incremental, classes=None):
+        saved = copy.deepcopy(self.__dict__)  # restored if the fit diverges
         first_pass = incremental and not hasattr(self, "_state")
         first_pass = first_pass or (not incremental and not (
             self.warm_start and hasattr(self, "_state")))
@@ -149,11 +151,11 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         elif n_outputs != self.n_outputs_:
             raise ValueError(
                 f"y has {n_outputs} outputs but the fitted model has {self.n_outputs_}.")
-        backup = self._state.copy()
         try:
             self._run_epochs(X, Y, 1 if incremental else self.max_iter, incremental)
         except FloatingPointError as exc:
-            self._state = backup
+            self.__dict__.clear()
+            self.__dict__.update(saved)
             raise ValueError(
                 "EM-TDAMP diverged: the posterior became non-finite "
                 f"({exc}). Standardize the inputs, or try a larger damping, a smaller "
@@ -178,7 +180,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             self._record_epoch(loss)
             if not incremental and self._converged(loss):
                 return
-        if not incremental and self.n_iter_no_change <= n_epochs:
+        if not incremental:
             warnings.warn(
                 f"EM-TDAMP: maximum iterations ({n_epochs}) reached and the training "
                 "objective has not converged yet.", ConvergenceWarning, stacklevel=3)

@@ -321,3 +321,26 @@ def test_single_sample_fit_and_partial_fit():
         assert_array_equal(reg.y_scale_, [1.0])
         # Sensible: the training target lies within one predictive std of the mean.
         assert abs(mean[0] - y[0]) < std[0]
+
+
+def test_divergence_raises_clear_error_and_keeps_previous_model(monkeypatch):
+    import sk_tdamp._estimators as est
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), rng.normal(size=60)
+    reg = EMTDAMPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    reg.fit(X, y)
+    before = reg.predict(X)
+    n_iter = reg.n_iter_
+
+    def poisoned(X, Y, state, *args):
+        state.layers[0].m[0, 0] = np.nan
+        return float("nan")
+
+    monkeypatch.setattr(est, "run_epoch", poisoned)
+    with pytest.raises(ValueError, match="diverged"):
+        reg.partial_fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), before)
+    assert reg.n_iter_ == n_iter
+    with pytest.raises(ValueError, match="diverged"):
+        EMTDAMPRegressor(max_iter=2).fit(X, y)
