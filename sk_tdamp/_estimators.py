@@ -55,6 +55,9 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "local_epochs": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "on_client_error": [StrOptions({"raise", "skip"})],
     }
 
     # Epochs before the rho M-step starts (ALGORITHM.md 5.6b: the initialization
@@ -67,7 +70,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                  learn_prior_variance, bias_variance, rho_init, learn_rho, target_density,
                  input_rho_init, input_target_density, noise_variance_init,
                  learn_noise_variance, pasp_memory, init_evidence, shuffle, random_state,
-                 verbose, warm_start):
+                 verbose, warm_start, local_epochs, n_jobs, on_client_error):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.batch_size = batch_size
@@ -92,6 +95,9 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.local_epochs = local_epochs
+        self.n_jobs = n_jobs
+        self.on_client_error = on_client_error
 
     # ----------------------------------------------------------------- subclass hooks
     _likelihood = None
@@ -137,8 +143,11 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self._best_loss = np.inf
         self._no_improvement_count = 0
 
-    def _fit(self, X, y, *, incremental, classes=None):
+    def _fit(self, X, y, *, incremental, classes=None, client_ids=None):
         saved = copy.deepcopy(self.__dict__)  # restored if the fit diverges
+        if client_ids is not None:  # federated simulation (sk_tdamp.federated)
+            from .federated import _check_client_ids, _fit_federated
+            client_ids = _check_client_ids(client_ids, X)
         first_pass = incremental and not hasattr(self, "_state")
         first_pass = first_pass or (not incremental and not (
             self.warm_start and hasattr(self, "_state")))
@@ -152,7 +161,10 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             raise ValueError(
                 f"y has {n_outputs} outputs but the fitted model has {self.n_outputs_}.")
         try:
-            self._run_epochs(X, Y, 1 if incremental else self.max_iter, incremental)
+            if client_ids is None:
+                self._run_epochs(X, Y, 1 if incremental else self.max_iter, incremental)
+            else:
+                _fit_federated(self, X, Y, client_ids)
         except FloatingPointError as exc:
             self.__dict__.clear()
             self.__dict__.update(saved)
@@ -160,6 +172,10 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                 "EM-TDAMP diverged: the posterior became non-finite "
                 f"({exc}). Standardize the inputs, or try a larger damping, a smaller "
                 "prior_variance or a larger noise_variance_init.") from None
+        except Exception:  # e.g. a failed federated client: no half-updated model
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         self._finalize()
         return self
 
@@ -350,6 +366,20 @@ _PARAMS_DOC = """
         Print one line per epoch.
     warm_start : bool, default=False
         Reuse the previous posterior as the starting point of ``fit``.
+    local_epochs : int, default=1
+        Federated fit only (``fit(X, y, client_ids=...)``): passes of each client over
+        its data per communication round.
+    n_jobs : int or None, default=None
+        Federated fit only: number of clients run in parallel through
+        :class:`joblib.Parallel` (``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` uses all processors). The
+        backend is not forced, so ``joblib.parallel_config(backend="dask")`` runs the
+        clients on a Dask cluster. Results do not depend on ``n_jobs`` or the backend.
+    on_client_error : {"raise", "skip"}, default="raise"
+        Federated fit only: when a client raises, ``"raise"`` stops ``fit`` with a
+        :class:`sk_tdamp.federated.ClientError` naming the client (the estimator is left
+        as it was before ``fit``); ``"skip"`` leaves that client out of the round with a
+        :class:`sk_tdamp.federated.ClientSkippedWarning`.
 """
 
 _ATTRS_DOC = """
@@ -475,7 +505,8 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=1.0,
-                 shuffle=True, random_state=None, verbose=False, warm_start=False):
+                 shuffle=True, random_state=None, verbose=False, warm_start=False,
+                 local_epochs=1, n_jobs=None, on_client_error="raise"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             batch_size=batch_size, max_iter=max_iter, tol=tol,
@@ -487,7 +518,8 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
             noise_variance_init=noise_variance_init,
             learn_noise_variance=learn_noise_variance, pasp_memory=pasp_memory,
             init_evidence=init_evidence, shuffle=shuffle, random_state=random_state,
-            verbose=verbose, warm_start=warm_start)
+            verbose=verbose, warm_start=warm_start, local_epochs=local_epochs,
+            n_jobs=n_jobs, on_client_error=on_client_error)
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes
@@ -519,8 +551,12 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
         return coefs, intercepts, cvars, ivars
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, client_ids=None):
         """Fit the posterior by EM-TDAMP for ``max_iter`` epochs (or until converged).
+
+        With ``client_ids``, simulate Bayesian federated learning instead
+        (:mod:`sk_tdamp.federated`): each distinct id is a client whose samples stay
+        with it, and ``max_iter`` counts communication rounds.
 
         Parameters
         ----------
@@ -528,13 +564,19 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
             Training inputs, preferably standardized.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Training targets, one column per output.
+        client_ids : array-like of shape (n_samples,), default=None
+            Client of each sample (any sortable labels). In each round every client
+            runs ``local_epochs`` passes of TDAMP from the global posterior (in parallel
+            with ``n_jobs``), then the server averages their posteriors and runs the
+            M-step. Routed by scikit-learn's metadata routing after
+            ``set_fit_request(client_ids=True)``.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, client_ids=client_ids)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):
@@ -640,7 +682,8 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=1.0,
-                 shuffle=True, random_state=None, verbose=False, warm_start=False):
+                 shuffle=True, random_state=None, verbose=False, warm_start=False,
+                 local_epochs=1, n_jobs=None, on_client_error="raise"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             batch_size=batch_size, max_iter=max_iter, tol=tol,
@@ -652,7 +695,8 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
             noise_variance_init=noise_variance_init,
             learn_noise_variance=learn_noise_variance, pasp_memory=pasp_memory,
             init_evidence=init_evidence, shuffle=shuffle, random_state=random_state,
-            verbose=verbose, warm_start=warm_start)
+            verbose=verbose, warm_start=warm_start, local_epochs=local_epochs,
+            n_jobs=n_jobs, on_client_error=on_client_error)
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes
@@ -677,8 +721,12 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
         return encoder.transform(y), encoder.classes_.size
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, client_ids=None):
         """Fit the posterior by EM-TDAMP for ``max_iter`` epochs (or until converged).
+
+        With ``client_ids``, simulate Bayesian federated learning instead
+        (:mod:`sk_tdamp.federated`): each distinct id is a client whose samples stay
+        with it, and ``max_iter`` counts communication rounds.
 
         Parameters
         ----------
@@ -686,13 +734,19 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
             Training inputs, preferably standardized.
         y : array-like of shape (n_samples,)
             Training class labels.
+        client_ids : array-like of shape (n_samples,), default=None
+            Client of each sample (any sortable labels). In each round every client
+            runs ``local_epochs`` passes of TDAMP from the global posterior (in parallel
+            with ``n_jobs``), then the server averages their posteriors and runs the
+            M-step. Routed by scikit-learn's metadata routing after
+            ``set_fit_request(client_ids=True)``.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, client_ids=client_ids)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
