@@ -405,9 +405,9 @@ _ATTRS_DOC = """
     pruned_coefs_, pruned_intercepts_, pruned_coefs_var_, pruned_intercepts_var_ : list
         The compact network: the same as ``coefs_`` etc. restricted to the kept
         features and neurons. It predicts exactly as the full network.
-    rho_ : ndarray of shape (n_layers_ - 1,)
+    rho_ : ndarray of shape (`n_layers_` - 1,)
         Learned prior support probability of each layer's groups (1 for ungrouped).
-    prior_variances_ : ndarray of shape (n_layers_ - 1,)
+    prior_variances_ : ndarray of shape (`n_layers_` - 1,)
         Slab variance of each layer.
     noise_variance_ : float
         Learned noise variance ``v``{v_units}.
@@ -428,7 +428,7 @@ _ATTRS_DOC = """
         Number of network outputs.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string column names.
 """
 
@@ -457,7 +457,7 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
     Attributes
     ----------""" + _fill(
         _ATTRS_DOC, v_units=", in the units of y squared") + """
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (`n_outputs_`,)
         The internal standardization of the target.
 
     See Also
