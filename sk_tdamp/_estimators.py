@@ -20,7 +20,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
-from ._core._predict import forward_moments
+from ._core._predict import forward_moments, one_pass_variance
 from ._core._state import init_state
 from ._core._turbo import TurboConfig, run_epoch
 
@@ -251,7 +251,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self._final = []
         for la, mask in zip(self._state.layers, masks):
             keep = np.append(mask, True)
-            self._final.append((la.m * keep, la.c * keep))
+            c = one_pass_variance(la.c, la.sigma2, self._state.bias_var, self.pasp_memory)
+            self._final.append((la.m * keep, c * keep))
         self.neuron_masks_ = masks
         self.support_probas_ = [
             expit(la.Lam) if la.grouped else np.ones(la.n_in) for la in self._state.layers]
