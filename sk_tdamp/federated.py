@@ -181,10 +181,11 @@ class _Message:
         with np.load(file, allow_pickle=False) as data:
             return cls.from_dict({key: data[key] for key in data.files})
 
-    def _check_kind(self, data):
+    @classmethod
+    def _check_kind(cls, data):
         kind = str(_unpack(data, "kind"))
-        if kind != self._kind:
-            raise ValueError(f"expected a {self._kind} encoding, got {kind!r}.")
+        if kind != cls._kind:
+            raise ValueError(f"expected a {cls._kind} encoding, got {kind!r}.")
         version = int(_unpack(data, "format"))
         if version > _FORMAT:
             raise ValueError(f"unsupported message format {version} (this version reads "
@@ -200,7 +201,8 @@ class GlobalMessage(_Message):
     estimator : str
         ``"EMTDAMPRegressor"`` or ``"EMTDAMPClassifier"``.
     params : dict
-        The estimator's hyperparameters (``get_params``): the architecture
+        The estimator's hyperparameters (``get_params``; the npz encoding stores them as
+        JSON, where a ``random_state`` that is not an integer becomes None): the architecture
         (``hidden_layer_sizes``, ``activation``) and the settings of the client and
         server steps (``batch_size``, ``pasp_memory``, ``local_epochs``, the M-step
         switches, ...).
@@ -290,7 +292,7 @@ class GlobalMessage(_Message):
         -------
         message : GlobalMessage
         """
-        cls._check_kind(cls, data)
+        cls._check_kind(data)
         layers = []
         for l in range(int(_unpack(data, "n_layers"))):
             kwargs = {f.name: _unpack(data, f"layer{l}.{f.name}")
@@ -390,7 +392,7 @@ class LocalMessage(_Message):
         -------
         message : LocalMessage
         """
-        cls._check_kind(cls, data)
+        cls._check_kind(data)
         layers = []
         for l in range(int(_unpack(data, "n_layers"))):
             prefix = f"layer{l}."
