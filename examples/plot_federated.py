@@ -148,7 +148,7 @@ rounds = np.arange(1, n_rounds + 1)
 styles = {"IID": "-", "Dirichlet(0.5)": "--"}
 colors = {"EM-TDAMP": "tab:blue", "FedAvg": "tab:gray"}
 for (method, name), acc in curves.items():
-    ax1.plot(rounds, acc, styles[name], marker="o", ms=4, lw=2, color=colors[method],
+    ax1.plot(rounds, acc, ls=styles[name], marker="o", ms=4, lw=2, color=colors[method],
              label=f"{method}, {name}")
 ax1.axhline(central_accuracy, color="k", ls=":", lw=1.5,
             label=f"EM-TDAMP centralized, {n_rounds} epochs")

@@ -95,8 +95,8 @@ plt.show()
 # %%
 # Reading the figure
 # ------------------
-# Inside the data the predictive interval is almost entirely the learned noise: the
-# weights are pinned down and the epistemic band is thin. It widens in the gap and,
+# Inside the data the predictive interval is mostly the learned noise: the weights are
+# pinned down and the epistemic band is thin. It widens in the gap and,
 # more, beyond the data, where the fit is an extrapolation. There the ReLU network
 # continues in a straight line while the true function bends back, and the band, though
 # wider, does not cover the truth: mean-field posteriors such as EM-TDAMP's are known to

@@ -107,8 +107,8 @@ plt.show()
 # weights' uncertainty adds to it, most for the houses least like the training data.
 # A coverage curve below the diagonal means intervals that are too narrow
 # (over-confident), above it too wide. With about 100 test houses the curve is noisy,
-# and it moves with the split: over six random 80/20 splits we measured between 77% and
-# 93% of the test prices inside EM-TDAMP's 95% interval, so its intervals tend to be
-# somewhat too narrow (see :doc:`/user_guide/uncertainty` for why). The benchmark page
+# and it moves with the split: over six random 80/20 splits we measured between about
+# 80% and 95% of the test prices inside EM-TDAMP's 95% interval (90% on average), so its
+# intervals tend to be slightly too narrow (see :doc:`/user_guide/uncertainty`). The benchmark page
 # reports the mean test log-likelihood over the 20 standard splits, where EM-TDAMP
 # scores higher than the MLP with the plug-in standard deviation.
