@@ -64,13 +64,15 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # pseudo-evidence otherwise reads as evidence against the slab).
     _rho_warmup = 2
 
-    @abstractmethod
-    def __init__(self, *, hidden_layer_sizes, activation, batch_size, max_iter, tol,
-                 n_iter_no_change, n_turbo_iter, damping, prior_variance,
-                 learn_prior_variance, bias_variance, rho_init, learn_rho, target_density,
-                 input_rho_init, input_target_density, noise_variance_init,
-                 learn_noise_variance, pasp_memory, init_evidence, shuffle, random_state,
-                 verbose, warm_start, local_epochs, n_jobs, on_client_error):
+    def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
+                 max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter=2,
+                 damping=0.8, prior_variance=1.0, learn_prior_variance=False,
+                 bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
+                 input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
+                 learn_noise_variance=True, pasp_memory=4.0, init_evidence=1.0,
+                 shuffle=True, random_state=None, verbose=False, warm_start=False,
+                 local_epochs=1, n_jobs=None, on_client_error="raise"):
+        # One signature for both estimators (they inherit it): parameters only stored.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.batch_size = batch_size
@@ -500,28 +502,6 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
 
     _likelihood = "gaussian"
 
-    def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
-                 max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter=2,
-                 damping=0.8, prior_variance=1.0, learn_prior_variance=False,
-                 bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
-                 input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
-                 learn_noise_variance=True, pasp_memory=4.0, init_evidence=1.0,
-                 shuffle=True, random_state=None, verbose=False, warm_start=False,
-                 local_epochs=1, n_jobs=None, on_client_error="raise"):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            batch_size=batch_size, max_iter=max_iter, tol=tol,
-            n_iter_no_change=n_iter_no_change, n_turbo_iter=n_turbo_iter, damping=damping,
-            prior_variance=prior_variance, learn_prior_variance=learn_prior_variance,
-            bias_variance=bias_variance, rho_init=rho_init, learn_rho=learn_rho,
-            target_density=target_density, input_rho_init=input_rho_init,
-            input_target_density=input_target_density,
-            noise_variance_init=noise_variance_init,
-            learn_noise_variance=learn_noise_variance, pasp_memory=pasp_memory,
-            init_evidence=init_evidence, shuffle=shuffle, random_state=random_state,
-            verbose=verbose, warm_start=warm_start, local_epochs=local_epochs,
-            n_jobs=n_jobs, on_client_error=on_client_error)
-
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes
         return validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
@@ -676,28 +656,6 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
     """
 
     _likelihood = "probit"
-
-    def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
-                 max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter=2,
-                 damping=0.8, prior_variance=1.0, learn_prior_variance=False,
-                 bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
-                 input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
-                 learn_noise_variance=True, pasp_memory=4.0, init_evidence=1.0,
-                 shuffle=True, random_state=None, verbose=False, warm_start=False,
-                 local_epochs=1, n_jobs=None, on_client_error="raise"):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            batch_size=batch_size, max_iter=max_iter, tol=tol,
-            n_iter_no_change=n_iter_no_change, n_turbo_iter=n_turbo_iter, damping=damping,
-            prior_variance=prior_variance, learn_prior_variance=learn_prior_variance,
-            bias_variance=bias_variance, rho_init=rho_init, learn_rho=learn_rho,
-            target_density=target_density, input_rho_init=input_rho_init,
-            input_target_density=input_target_density,
-            noise_variance_init=noise_variance_init,
-            learn_noise_variance=learn_noise_variance, pasp_memory=pasp_memory,
-            init_evidence=init_evidence, shuffle=shuffle, random_state=random_state,
-            verbose=verbose, warm_start=warm_start, local_epochs=local_epochs,
-            n_jobs=n_jobs, on_client_error=on_client_error)
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes
