@@ -69,7 +69,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                  damping=0.8, prior_variance=1.0, learn_prior_variance=False,
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
-                 learn_noise_variance=True, pasp_memory=4.0, init_evidence=1.0,
+                 learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
                  shuffle=True, random_state=None, verbose=False, warm_start=False,
                  local_epochs=1, n_jobs=None, on_client_error="raise"):
         # One signature for both estimators (they inherit it): parameters only stored.
@@ -357,7 +357,7 @@ _PARAMS_DOC = """
     pasp_memory : float, default=4.0
         Memory of the posterior-as-prior chain in epochs ``E``: after each minibatch of
         size ``B`` the accumulated evidence is multiplied by ``1 - B / (E n_samples)``.
-    init_evidence : float, default=1.0
+    init_evidence : float, default=3.0
         Weight of the random initialization kept as prior pseudo-evidence (it then
         decays through the PasP chain); needed by networks with two or more hidden
         layers to break the symmetry between hidden neurons.
