@@ -282,9 +282,18 @@ def group_posterior(H, G, sigma2, logit_rho):
     array([[0.   , 1.392],
            [0.   , 0.928]])
     """
-    Lam, _ = module_b(H, G, sigma2, logit_rho)
-    L = np.broadcast_to(Lam, np.shape(H))
-    m, c, _ = _mixture_moments(H, G, sigma2, L)
+    H = np.asarray(H, dtype=np.float64)
+    G = np.asarray(G, dtype=np.float64)
+    sigma2 = np.asarray(sigma2, dtype=np.float64)
+    # One pass over the matrix: slab moments, their llr, then the group's pi per column.
+    s2G = sigma2 * G
+    v1 = sigma2 / (1.0 + s2G)
+    mu1 = H * v1
+    lam = 0.5 * H * mu1 - 0.5 * np.log1p(s2G)
+    Lam = np.asarray(logit_rho, dtype=np.float64) + lam.sum(axis=0)
+    pp, qq = expit(Lam), expit(-Lam)
+    m = pp * mu1
+    c = pp * v1 + (pp * qq) * (mu1 * mu1)
     return m, c, Lam
 
 

@@ -56,8 +56,13 @@ def init_llr_offset(la):
     return weight_llr(la.H0[:, :-1], la.G0[:, :-1], la.sigma2).sum(axis=0)
 
 
-def weight_posterior(la, Htot, Gtot, bias_var):
-    """Module B + denoiser for one layer from total evidence: returns ``(m, c, Lam)``."""
+def weight_posterior(la, Htot, Gtot, bias_var, offset=None):
+    """Module B + denoiser for one layer from total evidence: returns ``(m, c, Lam)``.
+
+    ``offset`` is :func:`init_llr_offset` of the layer, computed here when not given.
+    """
+    if offset is None:
+        offset = init_llr_offset(la)
     HW, GW = Htot[:, :-1], Gtot[:, :-1]
     m = np.empty_like(Htot)
     c = np.empty_like(Htot)
@@ -67,21 +72,25 @@ def weight_posterior(la, Htot, Gtot, bias_var):
         return m, c, np.full(la.n_in, np.inf)
     if la.keep is None:
         m[:, :-1], c[:, :-1], Lam = group_posterior(
-            HW, GW, la.sigma2, la.logit_rho - init_llr_offset(la))
+            HW, GW, la.sigma2, la.logit_rho - offset)
         return m, c, Lam
-    Lam, _ = module_b(HW, GW, la.sigma2, -init_llr_offset(la))
+    Lam, _ = module_b(HW, GW, la.sigma2, -offset)
     m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
     m[:, :-1] *= la.keep
     c[:, :-1] *= la.keep
     return m, c, Lam
 
 
-def _update_weights(state, H, G, psi):
-    for la, Hl, Gl in zip(state.layers, H, G):
-        Gtot = np.maximum(la.Gp + Gl, G_FLOOR)
-        m, c, la.Lam = weight_posterior(la, la.Hp + Hl, Gtot, state.bias_var)
-        la.m = psi * la.m + (1.0 - psi) * m
-        la.c = psi * la.c + (1.0 - psi) * c
+def _update_weights(state, H, G, psi, offsets):
+    for la, Hl, Gl, off in zip(state.layers, H, G, offsets):
+        Gtot = la.Gp + Gl
+        np.maximum(Gtot, G_FLOOR, out=Gtot)
+        m, c, la.Lam = weight_posterior(la, la.Hp + Hl, Gtot, state.bias_var, off)
+        # in place: new = psi * old + (1 - psi) * new
+        m *= 1.0 - psi
+        c *= 1.0 - psi
+        la.m = la.m * psi + m
+        la.c = la.c * psi + c
 
 
 def _forward_sweep(state, cfg, msgs):
@@ -148,23 +157,27 @@ def minibatch_estep(x, y, state, cfg):
     msgs["xa"][0] = augment(x)[0]
     msgs["Am"] = [0.0] * L
     msgs["Bm"] = [0.0] * L
+    # (H0, G0) change only between minibatches (PasP): their llr once per minibatch.
+    offsets = [init_llr_offset(la) if la.grouped else 0.0 for la in state.layers]
     for sweep in range(cfg.n_sweeps):
         _forward_sweep(state, cfg, msgs)
         H, G, out = _backward_sweep(y, state, cfg, msgs)
         if sweep == 0:
             first_out = out
-        _update_weights(state, H, G, cfg.damping)
+        _update_weights(state, H, G, cfg.damping, offsets)
     return H, G, first_out, out
 
 
 def pasp_update(state, H, G, lam):
     """Fold a minibatch's evidence into the prior of the next one (ALGORITHM.md 5.7)."""
     for la, Hl, Gl in zip(state.layers, H, G):
-        la.Hp = lam * (la.Hp + Hl)
-        la.Gp = lam * (la.Gp + Gl)
+        la.Hp = la.Hp + Hl  # new arrays: the caller's state copies stay untouched
+        la.Hp *= lam
+        la.Gp = la.Gp + Gl
+        la.Gp *= lam
         if la.H0 is not None:
-            la.H0 = lam * la.H0
-            la.G0 = lam * la.G0
+            la.H0 = la.H0 * lam
+            la.G0 = la.G0 * lam
 
 
 def forgetting_factor(batch_size, n_samples, memory):
