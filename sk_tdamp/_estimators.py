@@ -443,6 +443,42 @@ def _fill(doc, **fields):
     return doc
 
 
+_REFERENCES = """    References
+    ----------
+    W. Xu, A. Liu, Y. Zhang and V. Lau, "Bayesian Deep Learning via Expectation
+    Maximization and Turbo Deep Approximate Message Passing", IEEE Trans. Signal
+    Processing 72 (2024), 3865-3878.
+"""
+_Y_REG = """        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Training targets, one column per output.
+"""
+_Y_CLS = """        y : array-like of shape (n_samples,)
+            Training class labels.
+"""
+_FIT_DOC = """Fit the posterior by EM-TDAMP for ``max_iter`` epochs (or until converged).
+
+        With ``client_ids``, simulate Bayesian federated learning instead
+        (:mod:`sk_tdamp.federated`): each distinct id is a client whose samples stay
+        with it, and ``max_iter`` counts communication rounds.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs, preferably standardized.
+{y}        client_ids : array-like of shape (n_samples,), default=None
+            Client of each sample (any sortable labels). In each round every client
+            runs ``local_epochs`` passes of TDAMP from the global posterior (in parallel
+            with ``n_jobs``), then the server averages their posteriors and runs the
+            M-step. Routed by scikit-learn's metadata routing after
+            ``set_fit_request(client_ids=True)``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+
+
 class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
     __doc__ = """Bayesian neural network regressor fitted by EM-TDAMP.
 
@@ -478,12 +514,7 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
     scale of y. Inputs should be standardized (e.g. ``StandardScaler`` in a pipeline):
     the prior variance is set relative to unit-variance inputs.
 
-    References
-    ----------
-    W. Xu, A. Liu, Y. Zhang and V. Lau, "Bayesian Deep Learning via Expectation
-    Maximization and Turbo Deep Approximate Message Passing", IEEE Trans. Signal
-    Processing 72 (2024), 3865-3878.
-
+""" + _REFERENCES + """
     Examples
     --------
     >>> from sklearn.model_selection import train_test_split
@@ -533,31 +564,9 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, client_ids=None):
-        """Fit the posterior by EM-TDAMP for ``max_iter`` epochs (or until converged).
-
-        With ``client_ids``, simulate Bayesian federated learning instead
-        (:mod:`sk_tdamp.federated`): each distinct id is a client whose samples stay
-        with it, and ``max_iter`` counts communication rounds.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs, preferably standardized.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Training targets, one column per output.
-        client_ids : array-like of shape (n_samples,), default=None
-            Client of each sample (any sortable labels). In each round every client
-            runs ``local_epochs`` passes of TDAMP from the global posterior (in parallel
-            with ``n_jobs``), then the server averages their posteriors and runs the
-            M-step. Routed by scikit-learn's metadata routing after
-            ``set_fit_request(client_ids=True)``.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
         return self._fit(X, y, incremental=False, client_ids=client_ids)
+
+    fit.__doc__ = _fill(_FIT_DOC, y=_Y_REG)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):
@@ -635,12 +644,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
     Binary problems use two outputs (one per class). ``predict_proba`` normalizes
     ``prod_{j != c} Phi((omega_c - omega_j) / sqrt(v + V_c + V_j))`` over the classes.
 
-    References
-    ----------
-    W. Xu, A. Liu, Y. Zhang and V. Lau, "Bayesian Deep Learning via Expectation
-    Maximization and Turbo Deep Approximate Message Passing", IEEE Trans. Signal
-    Processing 72 (2024), 3865-3878.
-
+""" + _REFERENCES + """
     Examples
     --------
     >>> from sklearn.datasets import load_iris
@@ -681,31 +685,9 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, client_ids=None):
-        """Fit the posterior by EM-TDAMP for ``max_iter`` epochs (or until converged).
-
-        With ``client_ids``, simulate Bayesian federated learning instead
-        (:mod:`sk_tdamp.federated`): each distinct id is a client whose samples stay
-        with it, and ``max_iter`` counts communication rounds.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs, preferably standardized.
-        y : array-like of shape (n_samples,)
-            Training class labels.
-        client_ids : array-like of shape (n_samples,), default=None
-            Client of each sample (any sortable labels). In each round every client
-            runs ``local_epochs`` passes of TDAMP from the global posterior (in parallel
-            with ``n_jobs``), then the server averages their posteriors and runs the
-            M-step. Routed by scikit-learn's metadata routing after
-            ``set_fit_request(client_ids=True)``.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
         return self._fit(X, y, incremental=False, client_ids=client_ids)
+
+    fit.__doc__ = _fill(_FIT_DOC, y=_Y_CLS)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
