@@ -71,7 +71,7 @@ def one_pass_variance(c, sigma2, bias_var, memory):
     """
     p0 = np.full(c.shape[1], 1.0 / sigma2)
     p0[-1] = 1.0 / bias_var
-    with np.errstate(divide="ignore"):
-        p = 1.0 / c
-    c1 = 1.0 / (p0 + (p - p0) / memory)
-    return np.where((c > 0) & (p > p0), c1, c)
+    # 1 / (p0 + (1/c - p0) / E) rewritten without 1/c, which overflows for tiny c.
+    q = p0 * c
+    c1 = memory * c / (1.0 + (memory - 1.0) * q)
+    return np.where((c > 0) & (q < 1.0), c1, c)
