@@ -616,7 +616,10 @@ def _local_update(message, X, Y, orders, client=None):
     ``orders`` holds one permutation of the rows per local epoch (None keeps the data
     order). The client forgets at the global rate: ``run_epoch`` uses
     ``lam = 1 - B / (memory n)`` with ``n = N_k``, so ``memory = E * (N / N_k)`` gives
-    ``1 - B / (E N)``; with ``N_k = N`` the factor ``N / N_k`` is exactly 1.
+    ``1 - B / (E N)``; with ``N_k = N`` the factor ``N / N_k`` is exactly 1. The
+    initialization pseudo-evidence ``(H0, G0)`` decays at the client's own rate
+    ``1 - B / (E N_k)``: like a centralized epoch, a local pass over the data multiplies it
+    by about ``exp(-1 / E)`` (doc/algorithm.rst, "Federated learning").
     """
     est = _blank_estimator(message)
     cfg = est._turbo_config()
@@ -624,13 +627,15 @@ def _local_update(message, X, Y, orders, client=None):
     n = X.shape[0]
     batch_size = min(est.batch_size, n)
     memory = est.pasp_memory * (message.n_samples / n)
-    decay = [forgetting_factor(min(batch_size, n - start), n, memory)
+    init_memory = est.pasp_memory  # the pseudo-evidence decays per pass over local data
+    decay = [forgetting_factor(min(batch_size, n - start), n, init_memory)
              for start in range(0, n, batch_size)] * est.local_epochs
     for epoch in range(est.local_epochs):
         vstats = VSTATS[est._likelihood]()
         Xe, Ye = (X, Y) if orders is None else (X[orders[epoch]], Y[orders[epoch]])
         with np.errstate(over="ignore", invalid="ignore"):
-            loss = run_epoch(Xe, Ye, state, cfg, batch_size, memory, None, vstats)
+            loss = run_epoch(Xe, Ye, state, cfg, batch_size, memory, None, vstats,
+                             init_memory=init_memory)
         if not (np.isfinite(loss) and state.is_finite()):
             raise FloatingPointError(
                 f"the local posterior became non-finite in local epoch {epoch + 1}")

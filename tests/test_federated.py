@@ -105,15 +105,28 @@ def test_deployment_primitives_through_npz_reproduce_the_simulation(Est, data):
     assert_array_equal(deployed.predict(X), sim.predict(X))
 
 
-def test_clients_forget_at_the_global_rate():
-    # ALGORITHM.md 8: lam = 1 - B / (E N) with the total N, not the client's N_k.
+def test_clients_forget_at_the_global_rate(monkeypatch):
+    # ALGORITHM.md 8: the evidence decays by lam = 1 - B / (E N) with the total N, not the
+    # client's N_k; the initialization pseudo-evidence by the client's own 1 - B / (E N_k).
     X, y = _regression(n=200)
     est = EMTDAMPRegressor(hidden_layer_sizes=(3,), batch_size=16, pasp_memory=2.0,
                            shuffle=False, random_state=0)
     msg = initial_message(est, 4, n_samples=200)
+    seen = []
+    real_run_epoch = federated.run_epoch
+
+    def spy(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None):
+        seen.append((X.shape[0], memory, init_memory))
+        return real_run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats,
+                              init_memory=init_memory)
+
+    monkeypatch.setattr(federated, "run_epoch", spy)
     local = client_step(msg, X[:50], y[:50])
+    n, memory, init_memory = seen[0]
+    assert 1.0 - 16 / (memory * n) == pytest.approx(1.0 - 16 / (2.0 * 200), rel=1e-14)
+    assert 1.0 - 16 / (init_memory * n) == pytest.approx(1.0 - 16 / (2.0 * 50), rel=1e-14)
     sizes = [16, 16, 16, 2]
-    expected = np.prod([1.0 - b / (2.0 * 200) for b in sizes])
+    expected = np.prod([1.0 - b / (2.0 * 50) for b in sizes])
     assert_allclose(np.prod(local.init_decay), expected, rtol=1e-13)
     # The pseudo-evidence left out of the message is recomputed exactly by the server.
     G0 = federated._local_arrays(msg, local, 0)["G0"]

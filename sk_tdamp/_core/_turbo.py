@@ -168,16 +168,26 @@ def minibatch_estep(x, y, state, cfg):
     return H, G, first_out, out
 
 
-def pasp_update(state, H, G, lam):
-    """Fold a minibatch's evidence into the prior of the next one (ALGORITHM.md 5.7)."""
+def pasp_update(state, H, G, lam, lam0=None):
+    """Fold a minibatch's evidence into the prior of the next one (ALGORITHM.md 5.7).
+
+    ``lam0`` (default ``lam``) is the decay of the initialization pseudo-evidence
+    ``(H0, G0)``, which is part of ``(Hp, Gp)``: ``Hp <- lam (Hp + H) + (lam0 - lam) H0``.
+    """
     for la, Hl, Gl in zip(state.layers, H, G):
         la.Hp = la.Hp + Hl  # new arrays: the caller's state copies stay untouched
         la.Hp *= lam
         la.Gp = la.Gp + Gl
         la.Gp *= lam
         if la.H0 is not None:
-            la.H0 = la.H0 * lam
-            la.G0 = la.G0 * lam
+            if lam0 is not None and lam0 != lam:
+                la.Hp += (lam0 - lam) * la.H0
+                la.Gp += (lam0 - lam) * la.G0
+                la.H0 = la.H0 * lam0
+                la.G0 = la.G0 * lam0
+            else:
+                la.H0 = la.H0 * lam
+                la.G0 = la.G0 * lam
 
 
 def forgetting_factor(batch_size, n_samples, memory):
@@ -185,7 +195,7 @@ def forgetting_factor(batch_size, n_samples, memory):
     return max(0.0, 1.0 - batch_size / (memory * n_samples))
 
 
-def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats):
+def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None):
     """One pass of TDAMP over the data, minibatches chained by PasP.
 
     Parameters
@@ -203,6 +213,9 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats):
         Shuffles the minibatches; ``None`` keeps the data order.
     vstats : object with ``add(y, zhat, zvar)``
         Accumulates the output-layer statistics of the noise-variance M-step.
+    init_memory : float or None
+        Memory of the initialization pseudo-evidence ``(H0, G0)`` in passes over
+        ``X``; ``None`` decays it with the evidence (``memory``).
 
     Returns
     -------
@@ -216,7 +229,8 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats):
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         H, G, first, last = minibatch_estep(X[idx], Y[idx], state, cfg)
-        pasp_update(state, H, G, forgetting_factor(idx.size, n, memory))
+        lam0 = None if init_memory is None else forgetting_factor(idx.size, n, init_memory)
+        pasp_update(state, H, G, forgetting_factor(idx.size, n, memory), lam0)
         loss -= float(first[4].sum())
         vstats.add(Y[idx], last[2], last[3])
     return loss / n

@@ -12,7 +12,7 @@ from sk_tdamp._core._damp import (
 )
 from sk_tdamp._core._mstep import GaussianVStats
 from sk_tdamp._core._state import init_state
-from sk_tdamp._core._turbo import TurboConfig, minibatch_estep, run_epoch
+from sk_tdamp._core._turbo import TurboConfig, minibatch_estep, pasp_update, run_epoch
 
 
 def test_forward_layer_matches_moments_of_independent_products():
@@ -164,3 +164,26 @@ def test_run_epoch_reduces_loss_on_a_linear_teacher():
     assert losses[-1] < -1.0
     assert state.v < 0.01
     assert state.is_finite()
+
+
+def test_pasp_update_decays_data_evidence_and_pseudo_evidence_at_their_own_rates():
+    # (Hp, Gp) = data evidence D + pseudo-evidence (H0, G0); with lam0 != lam the data
+    # part is multiplied by lam after adding the minibatch, the pseudo-evidence by lam0.
+    rng = np.random.default_rng(3)
+    state = init_state((3, 2, 1), rng, init_evidence=2.0)
+    data_H = [rng.standard_normal(la.Hp.shape) for la in state.layers]
+    data_G = [rng.uniform(0, 1, la.Gp.shape) for la in state.layers]
+    for la, dH, dG in zip(state.layers, data_H, data_G):
+        la.Hp = la.H0 + dH
+        la.Gp = la.G0 + dG
+    H0 = [la.H0.copy() for la in state.layers]
+    G0 = [la.G0.copy() for la in state.layers]
+    H = [rng.standard_normal(la.Hp.shape) for la in state.layers]
+    G = [rng.uniform(0, 1, la.Gp.shape) for la in state.layers]
+    lam, lam0 = 0.9, 0.5
+    pasp_update(state, H, G, lam, lam0)
+    for l, la in enumerate(state.layers):
+        assert_allclose(la.H0, lam0 * H0[l], rtol=1e-14)
+        assert_allclose(la.G0, lam0 * G0[l], rtol=1e-14)
+        assert_allclose(la.Hp - la.H0, lam * (data_H[l] + H[l]), rtol=1e-12, atol=1e-14)
+        assert_allclose(la.Gp - la.G0, lam * (data_G[l] + G[l]), rtol=1e-12, atol=1e-14)
