@@ -23,8 +23,9 @@ def main():
     lines = ["# Teacher-student support recovery", "",
              "Produced by `python benchmarks/teacher_student.py`. Test MSE is relative to "
              "the teacher's noise variance (1.0 = noise floor).", "",
-             "| hidden layers | seed | teacher inputs | student inputs | support exact "
-             "| test MSE / noise |", "|---|---|---|---|---|---|"]
+             "| hidden layers | seed | teacher inputs | student inputs | input support exact "
+             "| teacher active hidden neurons | student kept hidden neurons "
+             "| test MSE / noise |", "|---|---|---|---|---|---|---|---|"]
     for hl in [(8,), (8, 6)]:
         for seed in range(5):
             X, y, teacher = make_teacher_student(
@@ -37,8 +38,11 @@ def main():
                 reg.fit(X[:1000], y[:1000])
             mse = np.mean((reg.predict(X[1000:]) - y[1000:]) ** 2)
             t, s = teacher.active_masks[0].astype(int), reg.neuron_masks_[0].astype(int)
+            t_hid = [int(m.sum()) for m in teacher.active_masks[1:]]
+            s_hid = [int(m.sum()) for m in reg.neuron_masks_[1:]]
             row = (f"| {hl} | {seed} | {''.join(map(str, t))} | {''.join(map(str, s))} | "
-                   f"{'yes' if (t == s).all() else 'no'} | {mse / teacher.noise_variance:.2f} |")
+                   f"{'yes' if (t == s).all() else 'no'} | {t_hid} | {s_hid} | "
+                   f"{mse / teacher.noise_variance:.2f} |")
             print(row, flush=True)
             lines.append(row)
     out = HERE / "results" / "teacher_student.md"
