@@ -56,6 +56,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "local_epochs": [Interval(Integral, 1, None, closed="left")],
+        "client_likelihood_power": [Interval(Real, 0, 1, closed="both")],
         "n_jobs": [Integral, None],
         "on_client_error": [StrOptions({"raise", "skip"})],
     }
@@ -71,7 +72,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
                  shuffle=True, random_state=None, verbose=False, warm_start=False,
-                 local_epochs=1, n_jobs=None, on_client_error="raise"):
+                 local_epochs=1, client_likelihood_power=0.5, n_jobs=None,
+                 on_client_error="raise"):
         # One signature for both estimators (they inherit it): parameters only stored.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -98,6 +100,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self.verbose = verbose
         self.warm_start = warm_start
         self.local_epochs = local_epochs
+        self.client_likelihood_power = client_likelihood_power
         self.n_jobs = n_jobs
         self.on_client_error = on_client_error
 
@@ -372,6 +375,16 @@ _PARAMS_DOC = """
     local_epochs : int, default=1
         Federated fit only (``fit(X, y, client_ids=...)``): passes of each client over
         its data per communication round.
+    client_likelihood_power : float in [0, 1], default=0.5
+        Federated fit only: exponent ``gamma`` of the tempering of each client's
+        likelihood. Client ``k`` with ``N_k`` of the ``N`` samples multiplies its evidence
+        by ``s_k = (N / N_k) ** gamma`` and forgets ``s_k`` times faster, so the average
+        still holds ``pasp_memory`` epochs of evidence. ``0`` is the plain weighted
+        average of the local posteriors (a round then adds about ``1/K`` of an epoch of
+        evidence with ``K`` equal clients); ``1`` lets every client treat its data as the
+        whole data set, fast on IID clients but unstable under label skew. With a single
+        client ``s_k = 1`` whatever ``gamma``. See the "Federated learning" section of the
+        algorithm page for the measurements behind the default.
     n_jobs : int or None, default=None
         Federated fit only: number of clients run in parallel through
         :class:`joblib.Parallel` (``None`` means 1 unless in a

@@ -614,9 +614,11 @@ def _local_update(message, X, Y, orders, client=None):
     """TDAMP from the global posterior over one client's data (encoded targets).
 
     ``orders`` holds one permutation of the rows per local epoch (None keeps the data
-    order). The client forgets at the global rate: ``run_epoch`` uses
+    order). Untempered, the client forgets at the global rate: ``run_epoch`` uses
     ``lam = 1 - B / (memory n)`` with ``n = N_k``, so ``memory = E * (N / N_k)`` gives
     ``1 - B / (E N)``; with ``N_k = N`` the factor ``N / N_k`` is exactly 1. The
+    client's evidence is multiplied by ``s = (N / N_k) ** client_likelihood_power`` and its
+    memory divided by ``s``, which keeps ``E`` epochs of evidence in the average. The
     initialization pseudo-evidence ``(H0, G0)`` decays at the client's own rate
     ``1 - B / (E N_k)``: like a centralized epoch, a local pass over the data multiplies it
     by about ``exp(-1 / E)`` (doc/algorithm.rst, "Federated learning").
@@ -626,7 +628,9 @@ def _local_update(message, X, Y, orders, client=None):
     state = message.state.copy()
     n = X.shape[0]
     batch_size = min(est.batch_size, n)
-    memory = est.pasp_memory * (message.n_samples / n)
+    # Tempered likelihood: evidence times s = (N / N_k)^gamma, forgetting s times faster.
+    cfg.evidence_scale = (message.n_samples / n) ** est.client_likelihood_power
+    memory = est.pasp_memory * (message.n_samples / n) / cfg.evidence_scale
     init_memory = est.pasp_memory  # the pseudo-evidence decays per pass over local data
     decay = [forgetting_factor(min(batch_size, n - start), n, init_memory)
              for start in range(0, n, batch_size)] * est.local_epochs

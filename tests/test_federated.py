@@ -105,25 +105,30 @@ def test_deployment_primitives_through_npz_reproduce_the_simulation(Est, data):
     assert_array_equal(deployed.predict(X), sim.predict(X))
 
 
-def test_clients_forget_at_the_global_rate(monkeypatch):
-    # ALGORITHM.md 8: the evidence decays by lam = 1 - B / (E N) with the total N, not the
-    # client's N_k; the initialization pseudo-evidence by the client's own 1 - B / (E N_k).
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
+def test_clients_forget_at_the_global_rate(monkeypatch, power):
+    # ALGORITHM.md 8: untempered, the evidence decays by lam = 1 - B / (E N) with the total
+    # N, not the client's N_k. Tempered by s = (N / N_k)^power, the client adds s times its
+    # evidence and forgets s times faster, lam = 1 - s B / (E N). The initialization
+    # pseudo-evidence always decays at the client's own 1 - B / (E N_k).
     X, y = _regression(n=200)
     est = EMTDAMPRegressor(hidden_layer_sizes=(3,), batch_size=16, pasp_memory=2.0,
-                           shuffle=False, random_state=0)
+                           shuffle=False, random_state=0, client_likelihood_power=power)
     msg = initial_message(est, 4, n_samples=200)
     seen = []
     real_run_epoch = federated.run_epoch
 
     def spy(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None):
-        seen.append((X.shape[0], memory, init_memory))
+        seen.append((X.shape[0], cfg.evidence_scale, memory, init_memory))
         return real_run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats,
                               init_memory=init_memory)
 
     monkeypatch.setattr(federated, "run_epoch", spy)
     local = client_step(msg, X[:50], y[:50])
-    n, memory, init_memory = seen[0]
-    assert 1.0 - 16 / (memory * n) == pytest.approx(1.0 - 16 / (2.0 * 200), rel=1e-14)
+    n, scale, memory, init_memory = seen[0]
+    s = 4.0 ** power  # N / N_k = 200 / 50
+    assert scale == pytest.approx(s, rel=1e-14)
+    assert 1.0 - 16 / (memory * n) == pytest.approx(1.0 - s * 16 / (2.0 * 200), rel=1e-14)
     assert 1.0 - 16 / (init_memory * n) == pytest.approx(1.0 - 16 / (2.0 * 50), rel=1e-14)
     sizes = [16, 16, 16, 2]
     expected = np.prod([1.0 - b / (2.0 * 50) for b in sizes])

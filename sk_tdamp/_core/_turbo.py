@@ -32,6 +32,9 @@ class TurboConfig:
         ``psi`` in ``new = psi * old + (1 - psi) * new``.
     onsager : bool
         Whether the first layer's forward message carries the Onsager term.
+    evidence_scale : float
+        Factor applied to every minibatch's evidence ``(H, G)``: the likelihood is
+        raised to this power (a federated client's tempering; 1 otherwise).
     """
 
     activation: str = "relu"
@@ -39,6 +42,7 @@ class TurboConfig:
     n_sweeps: int = 2
     damping: float = 0.8
     onsager: bool = True
+    evidence_scale: float = 1.0
 
 
 def init_llr_offset(la):
@@ -162,6 +166,9 @@ def minibatch_estep(x, y, state, cfg):
     for sweep in range(cfg.n_sweeps):
         _forward_sweep(state, cfg, msgs)
         H, G, out = _backward_sweep(y, state, cfg, msgs)
+        if cfg.evidence_scale != 1.0:
+            H = [cfg.evidence_scale * h for h in H]
+            G = [cfg.evidence_scale * g for g in G]
         if sweep == 0:
             first_out = out
         _update_weights(state, H, G, cfg.damping, offsets)

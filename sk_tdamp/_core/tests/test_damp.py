@@ -187,3 +187,20 @@ def test_pasp_update_decays_data_evidence_and_pseudo_evidence_at_their_own_rates
         assert_allclose(la.G0, lam0 * G0[l], rtol=1e-14)
         assert_allclose(la.Hp - la.H0, lam * (data_H[l] + H[l]), rtol=1e-12, atol=1e-14)
         assert_allclose(la.Gp - la.G0, lam * (data_G[l] + G[l]), rtol=1e-12, atol=1e-14)
+
+
+def test_evidence_scale_multiplies_the_minibatch_evidence():
+    # A tempered likelihood p(y|w)^s has s times the log-likelihood, hence s times the
+    # evidence (H, G) at the same linearization point (first sweep, same start).
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((20, 3))
+    y = rng.standard_normal((20, 1))
+    out = {}
+    for s in (1.0, 2.5):
+        state = init_state((3, 4, 1), np.random.default_rng(0))
+        cfg = TurboConfig(n_sweeps=1, evidence_scale=s)
+        out[s] = minibatch_estep(x, y, state, cfg)[:2]
+    for H1, Hs in zip(out[1.0][0], out[2.5][0]):
+        assert_allclose(Hs, 2.5 * H1, rtol=1e-12, atol=1e-14)
+    for G1, Gs in zip(out[1.0][1], out[2.5][1]):
+        assert_allclose(Gs, 2.5 * G1, rtol=1e-12, atol=1e-14)
