@@ -18,7 +18,7 @@ there they come from Laplace's continued fraction for the Mills ratio instead.
 """
 
 import numpy as np
-from scipy.special import erfcx, log_ndtr
+from scipy.special import erfc, erfcx, log_ndtr
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
@@ -26,6 +26,8 @@ _INV_SQRT2 = float(1.0 / np.sqrt(2.0))
 # exp(-x^2 / 2) is 0.0 in float64 beyond |x| ~ 38.6: clipping |x| at 40 is exact there
 # and avoids overflow of x^2.
 _X_EXP_MAX = 40.0
+# Below this |x|, Phi(-|x|) from erfc and exp(-x^2/2) are normal floats (>1e-140).
+_X_ERFC_MAX = 25.0
 # below this x the direct r = x + h, w = 1 - h r lose more than ~1e-13 relative accuracy
 _CF_SWITCH = -5.0
 # continued-fraction depth: relative error ~1e-15 at x = _CF_SWITCH, better further out
@@ -118,7 +120,10 @@ def normal_tail(x):
     Notes
     -----
     With ``e = erfcx(|x| / sqrt 2)``: ``Phi(-|x|) = e exp(-x^2/2) / 2``; for ``x <= 0``,
-    ``Phis = e / 2`` and ``h = sqrt(2/pi) / e``, with no under- or overflow.
+    ``Phis = e / 2`` and ``h = sqrt(2/pi) / e``, with no under- or overflow. For
+    ``|x| <= 25`` ``e / 2`` is computed as ``Phi(-|x|) / exp(-x^2/2)`` from ``erfc``, which
+    costs half as much as ``erfcx``; the ratio agrees with ``erfcx`` to about 1e-13
+    relative (the rounding of ``x^2`` inside ``exp``).
 
     Examples
     --------
@@ -127,15 +132,22 @@ def normal_tail(x):
     (0.5, 0.5, 0.797885)
     """
     x = np.asarray(x, dtype=np.float64)
+    shape = x.shape
+    x = x.reshape(-1)
     ax = np.abs(x)
-    e = erfcx(ax * _INV_SQRT2)
+    Q = 0.5 * erfc(ax * _INV_SQRT2)  # erfc costs half of erfcx
     xc = np.minimum(ax, _X_EXP_MAX)
     G = np.exp(-0.5 * xc * xc)
-    Q = 0.5 * e * G
     pos = x > 0
-    Phis = np.where(pos, 1.0 - Q, 0.5 * e)
+    # x <= 0: Phis = Phi(x) exp(x^2/2) = Q / G while both are normal numbers; erfcx beyond
+    e2 = np.divide(Q, G, out=np.ones_like(Q), where=ax <= _X_ERFC_MAX)
+    far = ax > _X_ERFC_MAX
+    if far.any():
+        e2[far] = 0.5 * erfcx(ax[far] * _INV_SQRT2)
+        Q[far] = e2[far] * G[far]
+    Phis = np.where(pos, 1.0 - Q, e2)
     h = np.where(pos, G, 1.0) * _INV_SQRT_2PI / Phis
-    return Q[()], Phis[()], h[()]
+    return Q.reshape(shape)[()], Phis.reshape(shape)[()], h.reshape(shape)[()]
 
 
 def inv_mills(x):

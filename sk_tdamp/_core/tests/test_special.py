@@ -148,3 +148,15 @@ def test_scalar_in_scalar_out_and_shapes_kept():
     assert np.shape(inv_mills(-3.0)) == () and np.shape(trunc_moments(-7.0)[1]) == ()
     x = np.linspace(-8.0, 8.0, 12).reshape(3, 4)
     assert all(np.shape(t) == (3, 4) for t in (*normal_tail(x), *trunc_moments(x)))
+
+
+def test_normal_tail_scaled_cdf_agrees_with_erfcx_on_both_sides_of_the_switch():
+    # Phis(x) = Phi(x) exp(x^2/2) = erfcx(-x / sqrt 2) / 2 for x <= 0; below |x| = 25 it is
+    # computed from erfc and exp, beyond from erfcx.
+    from scipy.special import erfcx
+
+    x = -np.r_[np.linspace(0.0, 40.0, 4001), 24.999999, 25.0, 25.000001]
+    _, Phis, h = normal_tail(x)
+    ref = 0.5 * erfcx(-x / np.sqrt(2.0))
+    assert_allclose(Phis, ref, rtol=2e-13)
+    assert_allclose(h, np.sqrt(2.0 / np.pi) / (2.0 * ref), rtol=2e-13)
