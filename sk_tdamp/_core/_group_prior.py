@@ -73,9 +73,15 @@ def weight_llr(H, G, sigma2):
     >>> np.round(lam, 6)
     array([-0.693147, -0.193147])
     """
-    sigma2 = np.asarray(sigma2, dtype=np.float64)
-    mu1, _ = _slab_moments(H, G, sigma2)
-    return 0.5 * np.asarray(H, dtype=np.float64) * mu1 - 0.5 * np.log1p(sigma2 * G)
+    return _slab_terms(H, G, sigma2)[2]
+
+
+def _slab_terms(H, G, sigma2):
+    """Slab moments ``mu1, v1`` and the llr ``lam`` of :func:`weight_llr`, in one pass."""
+    mu1, v1 = _slab_moments(H, G, sigma2)
+    lam = 0.5 * np.asarray(H, dtype=np.float64) * mu1 - 0.5 * np.log1p(
+        np.asarray(sigma2, dtype=np.float64) * np.asarray(G, dtype=np.float64))
+    return mu1, v1, lam
 
 
 def module_b(H, G, sigma2, logit_rho):
@@ -210,9 +216,13 @@ def _mixture_moments(H, G, sigma2, L):
     """Moments of ``expit(L) N(mu1, v1) + expit(-L) delta_0``."""
     mu1, v1 = _slab_moments(H, G, sigma2)
     pp = expit(L)
-    m = pp * mu1
-    c = pp * v1 + pp * expit(-L) * mu1**2
+    m, c = _mix(mu1, v1, pp, expit(-L))
     return m, c, pp
+
+
+def _mix(mu1, v1, pp, qq):
+    """Mean and variance of ``pp N(mu1, v1) + qq delta_0`` (``qq = 1 - pp``, passed exact)."""
+    return pp * mu1, pp * v1 + (pp * qq) * (mu1 * mu1)
 
 
 def gaussian_denoiser(H, G, sigma2):
@@ -282,18 +292,10 @@ def group_posterior(H, G, sigma2, logit_rho):
     array([[0.   , 1.392],
            [0.   , 0.928]])
     """
-    H = np.asarray(H, dtype=np.float64)
-    G = np.asarray(G, dtype=np.float64)
-    sigma2 = np.asarray(sigma2, dtype=np.float64)
-    # One pass over the matrix: slab moments, their llr, then the group's pi per column.
-    s2G = sigma2 * G
-    v1 = sigma2 / (1.0 + s2G)
-    mu1 = H * v1
-    lam = 0.5 * H * mu1 - 0.5 * np.log1p(s2G)
+    # One pass over the matrix for the slab terms; pi is the same for a whole column.
+    mu1, v1, lam = _slab_terms(H, G, sigma2)
     Lam = np.asarray(logit_rho, dtype=np.float64) + lam.sum(axis=0)
-    pp, qq = expit(Lam), expit(-Lam)
-    m = pp * mu1
-    c = pp * v1 + (pp * qq) * (mu1 * mu1)
+    m, c = _mix(mu1, v1, expit(Lam), expit(-Lam))
     return m, c, Lam
 
 

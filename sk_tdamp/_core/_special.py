@@ -140,8 +140,8 @@ def normal_tail(x):
     G = np.exp(-0.5 * xc * xc)
     pos = x > 0
     # x <= 0: Phis = Phi(x) exp(x^2/2) = Q / G while both are normal numbers; erfcx beyond
-    e2 = np.divide(Q, G, out=np.ones_like(Q), where=ax <= _X_ERFC_MAX)
     far = ax > _X_ERFC_MAX
+    e2 = np.divide(Q, G, out=np.ones_like(Q), where=~far)
     if far.any():
         e2[far] = 0.5 * erfcx(ax[far] * _INV_SQRT2)
         Q[far] = e2[far] * G[far]

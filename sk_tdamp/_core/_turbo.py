@@ -60,13 +60,11 @@ def init_llr_offset(la):
     return weight_llr(la.H0[:, :-1], la.G0[:, :-1], la.sigma2).sum(axis=0)
 
 
-def weight_posterior(la, Htot, Gtot, bias_var, offset=None):
+def weight_posterior(la, Htot, Gtot, bias_var, offset):
     """Module B + denoiser for one layer from total evidence: returns ``(m, c, Lam)``.
 
-    ``offset`` is :func:`init_llr_offset` of the layer, computed here when not given.
+    ``offset`` is :func:`init_llr_offset` of the layer (constant within a minibatch).
     """
-    if offset is None:
-        offset = init_llr_offset(la)
     HW, GW = Htot[:, :-1], Gtot[:, :-1]
     m = np.empty_like(Htot)
     c = np.empty_like(Htot)
@@ -181,20 +179,19 @@ def pasp_update(state, H, G, lam, lam0=None):
     ``lam0`` (default ``lam``) is the decay of the initialization pseudo-evidence
     ``(H0, G0)``, which is part of ``(Hp, Gp)``: ``Hp <- lam (Hp + H) + (lam0 - lam) H0``.
     """
+    lam0 = lam if lam0 is None else lam0
     for la, Hl, Gl in zip(state.layers, H, G):
         la.Hp = la.Hp + Hl  # new arrays: the caller's state copies stay untouched
         la.Hp *= lam
         la.Gp = la.Gp + Gl
         la.Gp *= lam
-        if la.H0 is not None:
-            if lam0 is not None and lam0 != lam:
-                la.Hp += (lam0 - lam) * la.H0
-                la.Gp += (lam0 - lam) * la.G0
-                la.H0 = la.H0 * lam0
-                la.G0 = la.G0 * lam0
-            else:
-                la.H0 = la.H0 * lam
-                la.G0 = la.G0 * lam
+        if la.H0 is None:
+            continue
+        if lam0 != lam:
+            la.Hp += (lam0 - lam) * la.H0
+            la.Gp += (lam0 - lam) * la.G0
+        la.H0 = la.H0 * lam0
+        la.G0 = la.G0 * lam0
 
 
 def forgetting_factor(batch_size, n_samples, memory):
