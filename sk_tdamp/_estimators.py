@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
 from ._core._predict import forward_moments, one_pass_variance
 from ._core._state import init_state
-from ._core._turbo import TurboConfig, run_epoch
+from ._core._turbo import PosteriorAverage, TurboConfig, run_epoch
 
 _DENSITY = Interval(Real, 0, 1, closed="right")
 
@@ -51,6 +51,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "learn_noise_variance": ["boolean"],
         "pasp_memory": [Interval(Real, 0, None, closed="neither")],
         "init_evidence": [Interval(Real, 0, None, closed="left")],
+        "posterior_average": [Interval(Real, 0, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -71,7 +72,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
-                 shuffle=True, random_state=None, verbose=False, warm_start=False,
+                 posterior_average=1.0, shuffle=True, random_state=None, verbose=False, warm_start=False,
                  local_epochs=1, client_likelihood_power=0.5, n_jobs=None,
                  on_client_error="raise"):
         # One signature for both estimators (they inherit it): parameters only stored.
@@ -95,6 +96,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self.learn_noise_variance = learn_noise_variance
         self.pasp_memory = pasp_memory
         self.init_evidence = init_evidence
+        self.posterior_average = posterior_average
         self.shuffle = shuffle
         self.random_state = random_state
         self.verbose = verbose
@@ -142,6 +144,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self.n_outputs_ = n_outputs
         self.n_iter_ = 0
         self.t_ = 0
+        self._average = None
         self.loss_curve_ = []
         self.noise_variance_curve_ = []
         self.density_curve_ = []
@@ -187,12 +190,18 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     def _run_epochs(self, X, Y, n_epochs, incremental):
         cfg = self._turbo_config()
         batch_size = min(self.batch_size, X.shape[0])
+        if self.posterior_average == 0:
+            self._average = None
+        elif getattr(self, "_average", None) is None:
+            self._average = PosteriorAverage(self.posterior_average)
+        else:
+            self._average.epochs = self.posterior_average
         for _ in range(n_epochs):
             vstats = VSTATS[self._likelihood]()
             rng = self._rng if self.shuffle else None
             with np.errstate(over="ignore", invalid="ignore"):
                 loss = run_epoch(X, Y, self._state, cfg, batch_size, self.pasp_memory,
-                                 rng, vstats)
+                                 rng, vstats, average=self._average)
             if not (np.isfinite(loss) and self._state.is_finite()):
                 raise FloatingPointError(f"epoch {self.n_iter_ + 1}")
             self.n_iter_ += 1
@@ -253,11 +262,17 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     def _finalize(self):
         """Zero the pruned groups and expose the posterior as fitted attributes."""
         masks = self._group_masks()
+        layers = self._state.layers
+        average = getattr(self, "_average", None)
+        if average is not None and average.t > 0:
+            moments = average.moments()
+        else:
+            moments = [(la.m, la.c, 0.0) for la in layers]
         self._final = []
-        for la, mask in zip(self._state.layers, masks):
+        for la, (m, c, spread), mask in zip(layers, moments, masks):
             keep = np.append(mask, True)
-            c = one_pass_variance(la.c, la.sigma2, self._state.bias_var, self.pasp_memory)
-            self._final.append((la.m * keep, c * keep))
+            c = one_pass_variance(c, la.sigma2, self._state.bias_var, self.pasp_memory)
+            self._final.append((m * keep, (c + spread) * keep))
         self.neuron_masks_ = masks
         self.support_probas_ = [
             expit(la.Lam) if la.grouped else np.ones(la.n_in) for la in self._state.layers]
@@ -364,6 +379,13 @@ _PARAMS_DOC = """
         Weight of the random initialization kept as prior pseudo-evidence (it then
         decays through the PasP chain); needed by networks with two or more hidden
         layers to break the symmetry between hidden neurons.
+    posterior_average : float, default=1.0
+        Window in epochs of the moving average of the posterior that the fitted model
+        (prediction, ``coefs_``, the pruned network) is read from: the moment-matched
+        mixture of the posteriors after the minibatches of about the last
+        ``posterior_average`` passes (ALGORITHM.md 5.7 gives the posterior after the last
+        minibatch, which moves with it). ``0`` reads the last posterior. Training itself
+        does not depend on it. Federated fits read the last server posterior.
     shuffle : bool, default=True
         Whether to shuffle the samples at each epoch.
     random_state : int, RandomState instance or None, default=None

@@ -869,6 +869,7 @@ def _fit_federated(est, X, Y, client_ids):
     """
     labels, inverse = np.unique(client_ids, return_inverse=True)
     members = [np.flatnonzero(inverse == k) for k in range(labels.size)]
+    est._average = None  # the fitted model is the last server posterior
     for _ in range(est.max_iter):
         message = _message_from_estimator(est, X.shape[0])
         orders = [_draw_orders(est._rng, idx.size, est.local_epochs) if est.shuffle

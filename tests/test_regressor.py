@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sk_tdamp import EMTDAMPRegressor
+from sk_tdamp import EMTDAMPClassifier, EMTDAMPRegressor
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, batch_size=16, random_state=0)
 
@@ -335,7 +335,7 @@ def test_divergence_raises_clear_error_and_keeps_previous_model(monkeypatch):
     before = reg.predict(X)
     n_iter = reg.n_iter_
 
-    def poisoned(X, Y, state, *args):
+    def poisoned(X, Y, state, *args, **kwargs):
         state.layers[0].m[0, 0] = np.nan
         return float("nan")
 
@@ -346,3 +346,26 @@ def test_divergence_raises_clear_error_and_keeps_previous_model(monkeypatch):
     assert reg.n_iter_ == n_iter
     with pytest.raises(ValueError, match="diverged"):
         EMTDAMPRegressor(max_iter=2).fit(X, y)
+
+
+@pytest.mark.parametrize("Est", [EMTDAMPRegressor, EMTDAMPClassifier])
+def test_posterior_average_is_a_read_out_of_the_same_chain(Est):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = X[:, 0] - X[:, 1] + 0.1 * rng.normal(size=80)
+    if Est is EMTDAMPClassifier:
+        y = (y > 0).astype(int)
+    params = dict(hidden_layer_sizes=(6,), max_iter=6, batch_size=16, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        last = Est(posterior_average=0.0, **params).fit(X, y)
+        avg = Est(posterior_average=1.0, **params).fit(X, y)
+    # training is the same chain: same objective, M-step and pruning
+    assert last.loss_curve_ == avg.loss_curve_
+    assert last.noise_variance_ == avg.noise_variance_
+    for a, b in zip(last.neuron_masks_, avg.neuron_masks_):
+        assert_array_equal(a, b)
+    # posterior_average=0 reads the chain's last posterior; the average differs from it
+    state = last._state.layers[0]
+    assert_allclose(last.coefs_[0], (state.m[:, :-1] * last.neuron_masks_[0]).T)
+    assert not np.allclose(last.coefs_[0], avg.coefs_[0])

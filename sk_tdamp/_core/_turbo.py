@@ -194,12 +194,75 @@ def pasp_update(state, H, G, lam, lam0=None):
         la.G0 = la.G0 * lam0
 
 
+class PosteriorAverage:
+    """Moving average of the PasP posteriors along the minibatch chain.
+
+    PasP's posterior after a minibatch moves with that minibatch's evidence: on MNIST-5k
+    (784-300-100-10) the test accuracy of consecutive end-of-epoch posteriors swings by
+    several points. The average over the last ``epochs`` passes is the moment-matched
+    mixture of those posteriors,
+
+        mbar = E_t[m_t],   cbar = E_t[c_t] + (E_t[m_t^2] - mbar^2),
+
+    an exponential average with rate ``a_t = max(B / (epochs N), 2 / (t + 1))`` after the
+    ``t``-th minibatch (``2 / (t + 1)``: weights growing linearly with ``t`` until the
+    window is full, so the first minibatches, drawn from the initialization, fade out).
+    It is a read-out for prediction; the chain itself is unchanged.
+
+    Parameters
+    ----------
+    epochs : float
+        Window of the average in passes over the data (``> 0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> avg = PosteriorAverage(epochs=1.0)
+    >>> for m in (0.0, 3.0):  # weights 1/3 and 2/3 (rate 2 / (t + 1))
+    ...     layer = SimpleNamespace(m=np.array([m]), c=np.array([1.0]))
+    ...     avg.update(SimpleNamespace(layers=[layer]), batch_size=10, n_samples=20)
+    >>> mbar, cbar, spread = avg.moments()[0]
+    >>> float(mbar[0]), float(cbar[0]), float(spread[0])
+    (2.0, 1.0, 2.0)
+    """
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+        self.t = 0
+        self.m, self.c, self.m2 = [], [], []
+
+    def update(self, state, batch_size, n_samples):
+        """Fold the current posterior of every layer into the average."""
+        self.t += 1
+        a = max(batch_size / (self.epochs * n_samples), 2.0 / (self.t + 1))
+        if a >= 1.0 or not self.m:
+            self.m = [la.m.copy() for la in state.layers]
+            self.c = [la.c.copy() for la in state.layers]
+            self.m2 = [la.m * la.m for la in state.layers]
+            return
+        for m, c, m2, la in zip(self.m, self.c, self.m2, state.layers):
+            m += a * (la.m - m)
+            c += a * (la.c - c)
+            m2 += a * (la.m * la.m - m2)
+
+    def moments(self):
+        """Per layer ``(mbar, E_t[c_t], spread)``, ``spread = E_t[m_t^2] - mbar^2 >= 0``.
+
+        The mixture variance is ``E_t[c_t] + spread``; the two parts are returned apart
+        because only the first one holds the PasP evidence of several passes.
+        """
+        return [(m, c, np.maximum(m2 - m * m, 0.0))
+                for m, c, m2 in zip(self.m, self.c, self.m2)]
+
+
 def forgetting_factor(batch_size, n_samples, memory):
     """PasP factor ``lam = 1 - B / (E N)`` for a memory of ``E`` epochs (at least 0)."""
     return max(0.0, 1.0 - batch_size / (memory * n_samples))
 
 
-def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None):
+def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None,
+              average=None):
     """One pass of TDAMP over the data, minibatches chained by PasP.
 
     Parameters
@@ -220,6 +283,8 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
     init_memory : float or None
         Memory of the initialization pseudo-evidence ``(H0, G0)`` in passes over
         ``X``; ``None`` decays it with the evidence (``memory``).
+    average : PosteriorAverage or None
+        Updated after every minibatch when given.
 
     Returns
     -------
@@ -235,6 +300,8 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
         H, G, first, last = minibatch_estep(X[idx], Y[idx], state, cfg)
         lam0 = None if init_memory is None else forgetting_factor(idx.size, n, init_memory)
         pasp_update(state, H, G, forgetting_factor(idx.size, n, memory), lam0)
+        if average is not None:
+            average.update(state, idx.size, n)
         loss -= float(first[4].sum())
         vstats.add(Y[idx], last[2], last[3])
     return loss / n
