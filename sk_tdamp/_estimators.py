@@ -72,7 +72,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
-                 posterior_average=1.0, shuffle=True, random_state=None, verbose=False, warm_start=False,
+                 posterior_average=1.0, shuffle=True, random_state=None, verbose=False,
+                 warm_start=False,
                  local_epochs=1, client_likelihood_power=0.5, n_jobs=None,
                  on_client_error="raise"):
         # One signature for both estimators (they inherit it): parameters only stored.
@@ -192,7 +193,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         batch_size = min(self.batch_size, X.shape[0])
         if self.posterior_average == 0:
             self._average = None
-        elif getattr(self, "_average", None) is None:
+        elif self._average is None:
             self._average = PosteriorAverage(self.posterior_average)
         else:
             self._average.epochs = self.posterior_average

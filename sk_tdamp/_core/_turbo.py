@@ -236,7 +236,7 @@ class PosteriorAverage:
         """Fold the current posterior of every layer into the average."""
         self.t += 1
         a = max(batch_size / (self.epochs * n_samples), 2.0 / (self.t + 1))
-        if a >= 1.0 or not self.m:
+        if a >= 1.0:  # always at t = 1 (rate 2 / (t + 1)): start from this posterior
             self.m = [la.m.copy() for la in state.layers]
             self.c = [la.c.copy() for la in state.layers]
             self.m2 = [la.m * la.m for la in state.layers]
