@@ -255,7 +255,7 @@ def gaussian_denoiser(H, G, sigma2):
     return mu1, np.array(v1)
 
 
-def group_posterior(H, G, sigma2, logit_rho):
+def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):
     """Module B followed by the denoiser: posterior of a grouped weight matrix.
 
     Parameters
@@ -266,11 +266,16 @@ def group_posterior(H, G, sigma2, logit_rho):
         Slab variance, broadcastable to ``(N_out, N_in)``.
     logit_rho : float or ndarray of shape (N_in,)
         Prior support log-odds of each group.
+    scale : float, default=1.0
+        Factor applied to the returned ``m`` and ``c`` (the turbo loop passes the
+        damping weight ``1 - psi``); it costs no extra pass over the matrix.
+    out : tuple of two ndarrays of shape (N_out, N_in), optional
+        Arrays (or views) that receive ``scale * m`` and ``scale * c``.
 
     Returns
     -------
     m, c : ndarray of shape (N_out, N_in)
-        Posterior mean and variance of each weight.
+        Posterior mean and variance of each weight, times ``scale``.
     Lam : ndarray of shape (N_in,)
         Posterior support log-odds of each group, see :func:`module_b`.
 
@@ -282,6 +287,12 @@ def group_posterior(H, G, sigma2, logit_rho):
     subtracting a large ``lam_ki`` from ``Lam_i``. This equals
     ``bg_denoiser(H, G, sigma2, Lam - lam)`` up to rounding.
 
+    The matrix is the largest object of the E-step, so the moments are written to share
+    its passes: with ``h = H mu1`` (which the llr needs anyway),
+    ``2 lam = h - log(1 + sigma2 G)`` and
+    ``c = pi v1 + pi (1 - pi) mu1^2 = pi v1 (1 + (1 - pi) h)`` because
+    ``mu1^2 = h v1``.
+
     Examples
     --------
     >>> import numpy as np
@@ -292,11 +303,29 @@ def group_posterior(H, G, sigma2, logit_rho):
     array([[0.   , 1.392],
            [0.   , 0.928]])
     """
-    # One pass over the matrix for the slab terms; pi is the same for a whole column.
-    mu1, v1, lam = _slab_terms(H, G, sigma2)
-    Lam = np.asarray(logit_rho, dtype=np.float64) + lam.sum(axis=0)
-    m, c = _mix(mu1, v1, expit(Lam), expit(-Lam))
-    return m, c, Lam
+    H = np.asarray(H, dtype=np.float64)
+    G = np.broadcast_to(np.asarray(G, dtype=np.float64), H.shape)
+    sigma2 = np.asarray(sigma2, dtype=np.float64)
+    x = G * sigma2
+    lam2 = np.log1p(x)  # becomes 2 lam
+    x += 1.0
+    v1 = np.divide(sigma2, x, out=x)
+    mu1 = H * v1
+    h = H * mu1
+    np.subtract(h, lam2, out=lam2)
+    Lam = np.asarray(logit_rho, dtype=np.float64) + 0.5 * lam2.sum(axis=0)
+    pp = expit(Lam)
+    h *= expit(-Lam)
+    h += 1.0
+    h *= v1  # c / pi
+    w = scale * pp
+    if out is None:
+        mu1 *= w
+        h *= w
+        return mu1, h, Lam
+    np.multiply(mu1, w, out=out[0])
+    np.multiply(h, w, out=out[1])
+    return out[0], out[1], Lam
 
 
 def rho_update(Lam, floor=1e-3, ceil=1 - 1e-3):

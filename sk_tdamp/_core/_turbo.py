@@ -60,39 +60,52 @@ def init_llr_offset(la):
     return weight_llr(la.H0[:, :-1], la.G0[:, :-1], la.sigma2).sum(axis=0)
 
 
-def weight_posterior(la, Htot, Gtot, bias_var, offset):
+def weight_posterior(la, Htot, Gtot, bias_var, offset, scale=1.0):
     """Module B + denoiser for one layer from total evidence: returns ``(m, c, Lam)``.
 
-    ``offset`` is :func:`init_llr_offset` of the layer (constant within a minibatch).
+    ``offset`` is :func:`init_llr_offset` of the layer (constant within a minibatch);
+    ``m`` and ``c`` are multiplied by ``scale`` (the damping weight of the new posterior).
     """
     HW, GW = Htot[:, :-1], Gtot[:, :-1]
     m = np.empty_like(Htot)
     c = np.empty_like(Htot)
-    m[:, -1], c[:, -1] = gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var)
+    mb, cb = gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var)
+    m[:, -1], c[:, -1] = scale * mb, scale * cb
     if not la.grouped:
-        m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
+        _scaled_gaussian(HW, GW, la.sigma2, scale, m[:, :-1], c[:, :-1])
         return m, c, np.full(la.n_in, np.inf)
     if la.keep is None:
-        m[:, :-1], c[:, :-1], Lam = group_posterior(
-            HW, GW, la.sigma2, la.logit_rho - offset)
+        Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho - offset, scale,
+                              out=(m[:, :-1], c[:, :-1]))[2]
         return m, c, Lam
     Lam, _ = module_b(HW, GW, la.sigma2, -offset)
-    m[:, :-1], c[:, :-1] = gaussian_denoiser(HW, GW, la.sigma2)
-    m[:, :-1] *= la.keep
-    c[:, :-1] *= la.keep
+    _scaled_gaussian(HW, GW, la.sigma2, scale * la.keep, m[:, :-1], c[:, :-1])
     return m, c, Lam
+
+
+def _scaled_gaussian(H, G, sigma2, scale, m_out, c_out):
+    """``scale`` times :func:`gaussian_denoiser`'s moments, written to ``m_out, c_out``.
+
+    ``scale v1 = scale sigma2 / (1 + sigma2 G)`` and ``scale mu1 = H (scale v1)``: two
+    passes fewer than scaling the denoiser's output.
+    """
+    x = G * sigma2
+    x += 1.0
+    np.divide(np.multiply(scale, sigma2), x, out=c_out)
+    np.multiply(H, c_out, out=m_out)
 
 
 def _update_weights(state, H, G, psi, offsets):
     for la, Hl, Gl, off in zip(state.layers, H, G, offsets):
         Gtot = la.Gp + Gl
         np.maximum(Gtot, G_FLOOR, out=Gtot)
-        m, c, la.Lam = weight_posterior(la, la.Hp + Hl, Gtot, state.bias_var, off)
-        # in place: new = psi * old + (1 - psi) * new
-        m *= 1.0 - psi
-        c *= 1.0 - psi
-        la.m = la.m * psi + m
-        la.c = la.c * psi + c
+        # damping, new = psi * old + (1 - psi) * new, with (1 - psi) folded into the
+        # denoiser's output; fresh arrays, so that copies of the state stay untouched
+        m, c, la.Lam = weight_posterior(la, la.Hp + Hl, Gtot, state.bias_var, off,
+                                        1.0 - psi)
+        m += psi * la.m
+        c += psi * la.c
+        la.m, la.c = m, c
 
 
 def _forward_sweep(state, cfg, msgs):
@@ -204,15 +217,20 @@ class PosteriorAverage:
 
         mbar = E_t[m_t],   cbar = E_t[c_t] + (E_t[m_t^2] - mbar^2),
 
-    an exponential average with rate ``a_t = max(B / (epochs N), 2 / (t + 1))`` after the
-    ``t``-th minibatch (``2 / (t + 1)``: weights growing linearly with ``t`` until the
-    window is full, so the first minibatches, drawn from the initialization, fade out).
-    It is a read-out for prediction; the chain itself is unchanged.
+    an exponential average over snapshots of the chain, one every ``k`` minibatches,
+    with rate ``a_t = max(k B / (epochs N), 2 / (t + 1))`` at the ``t``-th snapshot
+    (``2 / (t + 1)``: weights growing linearly with ``t`` until the window is full, so
+    the first minibatches, drawn from the initialization, fade out). It is a read-out for
+    prediction; the chain itself is unchanged.
 
     Parameters
     ----------
     epochs : float
         Window of the average in passes over the data (``> 0``).
+    snapshots : int or None, default=32
+        Snapshots per window: ``k = max(1, floor(epochs N / (B snapshots)))``. The
+        damped chain moves little between neighbouring minibatches, and each snapshot
+        costs three passes over every weight; ``None`` takes every minibatch (``k = 1``).
 
     Examples
     --------
@@ -227,15 +245,23 @@ class PosteriorAverage:
     (2.0, 1.0, 2.0)
     """
 
-    def __init__(self, epochs):
+    def __init__(self, epochs, snapshots=32):
         self.epochs = epochs
+        self.snapshots = snapshots
         self.t = 0
+        self._since = 0  # minibatches since the last snapshot
         self.m, self.c, self.m2 = [], [], []
 
     def update(self, state, batch_size, n_samples):
-        """Fold the current posterior of every layer into the average."""
+        """Called after every minibatch: fold the posterior in when a snapshot is due."""
+        window = self.epochs * n_samples / batch_size  # minibatches in the window
+        k = 1 if self.snapshots is None else max(1, int(window // self.snapshots))
+        if self.t > 0 and self._since < k - 1:
+            self._since += 1
+            return
+        self._since = 0
         self.t += 1
-        a = max(batch_size / (self.epochs * n_samples), 2.0 / (self.t + 1))
+        a = max(k / window, 2.0 / (self.t + 1))
         if a >= 1.0:  # always at t = 1 (rate 2 / (t + 1)): start from this posterior
             self.m = [la.m.copy() for la in state.layers]
             self.c = [la.c.copy() for la in state.layers]

@@ -15,17 +15,21 @@ def _states(rng, n_steps, shapes=((3, 4), (2, 4))):
         for s in shapes]) for _ in range(n_steps)]
 
 
-@pytest.mark.parametrize("epochs, batch_size, n_samples", [(1.0, 10, 50), (0.5, 10, 40),
-                                                           (3.0, 7, 20)])
+@pytest.mark.parametrize("epochs, batch_size, n_samples, snapshots, k", [
+    (1.0, 10, 50, None, 1), (0.5, 10, 40, None, 1), (3.0, 7, 20, None, 1),
+    (1.0, 10, 50, 5, 1),  # 5 minibatches in the window: every one is a snapshot
+    (2.0, 5, 60, 8, 3),  # 24 minibatches in the window, 8 snapshots: every third
+    (1.0, 2, 50, 4, 6)])
 def test_average_is_the_moment_matched_mixture_with_its_weights(epochs, batch_size,
-                                                               n_samples):
+                                                               n_samples, snapshots, k):
     rng = np.random.default_rng(0)
-    states = _states(rng, 12)
-    avg = PosteriorAverage(epochs)
-    for st in states:
+    chain = _states(rng, 40)
+    avg = PosteriorAverage(epochs, snapshots=snapshots)
+    for st in chain:
         avg.update(st, batch_size, n_samples)
+    states = chain[::k]  # snapshots: minibatches 1, 1 + k, 1 + 2k, ...
     # weights of the recursion x <- x + a_t (y_t - x): w_t = a_t prod_{s > t} (1 - a_s)
-    rates = [min(1.0, max(batch_size / (epochs * n_samples), 2.0 / (t + 1)))
+    rates = [min(1.0, max(k * batch_size / (epochs * n_samples), 2.0 / (t + 1)))
              for t in range(1, len(states) + 1)]
     w = np.array([a * np.prod([1.0 - b for b in rates[t + 1:]])
                   for t, a in enumerate(rates)])
