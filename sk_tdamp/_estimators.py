@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
 from ._core._predict import forward_moments, one_pass_variance
 from ._core._state import init_state
-from ._core._turbo import PosteriorAverage, TurboConfig, run_epoch
+from ._core._turbo import PosteriorAverage, TurboConfig, first_pass_v_steps, run_epoch
 
 _DENSITY = Interval(Real, 0, 1, closed="right")
 
@@ -37,8 +37,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "n_turbo_iter": [Interval(Integral, 1, None, closed="left")],
-        "damping": [Interval(Real, 0, 1, closed="left")],
+        "n_turbo_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "damping": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "prior_variance": [Interval(Real, 0, None, closed="neither")],
         "learn_prior_variance": ["boolean"],
         "bias_variance": [Interval(Real, 0, None, closed="neither")],
@@ -65,10 +65,13 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # Epochs before the rho M-step starts (ALGORITHM.md 5.6b: the initialization
     # pseudo-evidence otherwise reads as evidence against the slab).
     _rho_warmup = 2
+    # Noise-variance M-steps within a model's first pass (first_pass_v_steps); federated
+    # fits keep the M-step on the server, once per round.
+    _first_pass_v_steps = 5
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
-                 max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter=2,
-                 damping=0.8, prior_variance=1.0, learn_prior_variance=False,
+                 max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter="auto",
+                 damping="auto", prior_variance=1.0, learn_prior_variance=False,
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
@@ -128,9 +131,20 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                 f"{self.hidden_layer_sizes!r}.")
         return [int(s) for s in sizes]
 
+    def _turbo_settings(self):
+        """``(n_turbo_iter, damping)`` with ``"auto"`` resolved (see the parameter docs)."""
+        n_sweeps = self.n_turbo_iter
+        if n_sweeps == "auto":
+            n_sweeps = self._auto_turbo_iter
+        damping = self.damping
+        if damping == "auto":
+            damping = 0.5 if n_sweeps == 1 else 0.8
+        return n_sweeps, damping
+
     def _turbo_config(self):
+        n_sweeps, damping = self._turbo_settings()
         return TurboConfig(activation=self.activation, likelihood=self._likelihood,
-                           n_sweeps=self.n_turbo_iter, damping=self.damping)
+                           n_sweeps=n_sweeps, damping=damping)
 
     def _initialize(self, n_features, n_outputs, rng):
         sizes = [n_features, *self._hidden_sizes(), n_outputs]
@@ -200,9 +214,13 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         for _ in range(n_epochs):
             vstats = VSTATS[self._likelihood]()
             rng = self._rng if self.shuffle else None
+            v_steps = ()
+            if self.learn_noise_variance and self.n_iter_ == 0:
+                v_steps = first_pass_v_steps(X.shape[0], batch_size,
+                                             self._first_pass_v_steps)
             with np.errstate(over="ignore", invalid="ignore"):
                 loss = run_epoch(X, Y, self._state, cfg, batch_size, self.pasp_memory,
-                                 rng, vstats, average=self._average)
+                                 rng, vstats, average=self._average, v_steps=v_steps)
             if not (np.isfinite(loss) and self._state.is_finite()):
                 raise FloatingPointError(f"epoch {self.n_iter_ + 1}")
             self.n_iter_ += 1
@@ -345,10 +363,17 @@ _PARAMS_DOC = """
         by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
     n_iter_no_change : int, default=10
         See ``tol``.
-    n_turbo_iter : int, default=2
-        Turbo iterations (module A sweep + module B) per minibatch.
-    damping : float in [0, 1), default=0.8
+    n_turbo_iter : int or "auto", default="auto"
+        Turbo iterations (module A sweep + module B) per minibatch. ``"auto"`` runs 2
+        for :class:`EMTDAMPRegressor` and 1 for :class:`EMTDAMPClassifier`: a second
+        iteration lowers the Boston RMSE of a (50, 50) network from 2.87 to 2.75,
+        while on MNIST-5k one iteration (at half the cost per epoch) matches two in
+        accuracy (see the algorithm page, "Turbo iterations and damping").
+    damping : float in [0, 1) or "auto", default="auto"
         Damping of the posterior updates: ``new = damping * old + (1 - damping) * new``.
+        ``"auto"`` is 0.5 with one turbo iteration and 0.8 with more, so that a
+        minibatch moves the posterior by about the same fraction (``1 - damping ** n``,
+        0.5 and 0.64) either way.
     prior_variance : float, default=1.0
         Scale of the slab variance: the weights of a layer with ``n_in`` inputs have
         prior variance ``prior_variance / n_in`` when their group is active.
@@ -568,6 +593,7 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
     """
 
     _likelihood = "gaussian"
+    _auto_turbo_iter = 2
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes
@@ -696,6 +722,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
     """
 
     _likelihood = "probit"
+    _auto_turbo_iter = 1
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes

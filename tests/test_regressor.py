@@ -369,3 +369,26 @@ def test_posterior_average_is_a_read_out_of_the_same_chain(Est):
     state = last._state.layers[0]
     assert_allclose(last.coefs_[0], (state.m[:, :-1] * last.neuron_masks_[0]).T)
     assert not np.allclose(last.coefs_[0], avg.coefs_[0])
+
+
+@pytest.mark.parametrize("Est, n_turbo_iter, damping", [(EMTDAMPRegressor, 2, 0.8),
+                                                         (EMTDAMPClassifier, 1, 0.5)])
+def test_auto_turbo_settings_are_the_documented_values(Est, n_turbo_iter, damping):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=60)
+    if Est is EMTDAMPClassifier:
+        y = (y > 0).astype(int)
+    params = dict(hidden_layer_sizes=(5,), max_iter=3, batch_size=16, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = Est(**params).fit(X, y)
+        explicit = Est(n_turbo_iter=n_turbo_iter, damping=damping, **params).fit(X, y)
+        other = Est(n_turbo_iter=3 - n_turbo_iter, **params).fit(X, y)
+    assert auto.get_params()["n_turbo_iter"] == auto.get_params()["damping"] == "auto"
+    assert auto.loss_curve_ == explicit.loss_curve_
+    assert_array_equal(auto.coefs_[0], explicit.coefs_[0])
+    assert auto.loss_curve_ != other.loss_curve_
+    # damping="auto" follows the number of turbo iterations
+    assert (Est(n_turbo_iter=1)._turbo_settings(), Est(n_turbo_iter=3)._turbo_settings()) \
+        == ((1, 0.5), (3, 0.8))

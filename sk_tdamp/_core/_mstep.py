@@ -2,7 +2,8 @@
 
 Each update reads the posterior left by the E-step (ALGORITHM.md 4) and returns or
 writes the new hyperparameters; statistics of the output layer are accumulated over an
-epoch by the ``*VStats`` classes and applied once per epoch.
+epoch by the ``*VStats`` classes and applied once per epoch (and a few times within a
+model's first epoch, :func:`~sk_tdamp._core._turbo.first_pass_v_steps`).
 """
 
 import numpy as np
@@ -17,6 +18,10 @@ class GaussianVStats:
     """Running sums of ``(y - zhat)^2 + zvar`` for the Gaussian noise variance."""
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Forget the statistics gathered so far."""
         self.total = 0.0
         self.count = 0
 
@@ -36,6 +41,10 @@ class ProbitVStats:
     """Pairwise margins ``z_y - z_j ~ N(dm, dv)`` collected for the probit v-update."""
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Forget the statistics gathered so far."""
         self.dm, self.dv = [], []
 
     def add(self, y, zhat, zvar):

@@ -9,6 +9,7 @@ minibatch its evidence joins the prior of the next one (PasP, 5.7):
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import daxpy
 
 from ._activations import ACTIVATIONS
 from ._damp import augment, backward_message, forward_layer, hidden_g_gam, weight_evidence
@@ -69,17 +70,20 @@ def weight_posterior(la, Htot, Gtot, bias_var, offset, scale=1.0):
     HW, GW = Htot[:, :-1], Gtot[:, :-1]
     m = np.empty_like(Htot)
     c = np.empty_like(Htot)
+    if not la.grouped or la.keep is not None:
+        # Gaussian on every column (kept groups only): one pass over whole, contiguous
+        # rows, with the bias column's own prior variance
+        var = np.full(la.n_in + 1, la.sigma2)
+        var[-1] = bias_var
+        col_scale = scale if la.keep is None else np.append(scale * la.keep, scale)
+        _scaled_gaussian(Htot, Gtot, var, col_scale, m, c)
+        if not la.grouped:
+            return m, c, np.full(la.n_in, np.inf)
+        return m, c, module_b(HW, GW, la.sigma2, -offset)[0]
     mb, cb = gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var)
     m[:, -1], c[:, -1] = scale * mb, scale * cb
-    if not la.grouped:
-        _scaled_gaussian(HW, GW, la.sigma2, scale, m[:, :-1], c[:, :-1])
-        return m, c, np.full(la.n_in, np.inf)
-    if la.keep is None:
-        Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho - offset, scale,
-                              out=(m[:, :-1], c[:, :-1]))[2]
-        return m, c, Lam
-    Lam, _ = module_b(HW, GW, la.sigma2, -offset)
-    _scaled_gaussian(HW, GW, la.sigma2, scale * la.keep, m[:, :-1], c[:, :-1])
+    Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho - offset, scale,
+                          out=(m[:, :-1], c[:, :-1]))[2]
     return m, c, Lam
 
 
@@ -87,7 +91,8 @@ def _scaled_gaussian(H, G, sigma2, scale, m_out, c_out):
     """``scale`` times :func:`gaussian_denoiser`'s moments, written to ``m_out, c_out``.
 
     ``scale v1 = scale sigma2 / (1 + sigma2 G)`` and ``scale mu1 = H (scale v1)``: two
-    passes fewer than scaling the denoiser's output.
+    passes fewer than scaling the denoiser's output. ``sigma2`` and ``scale`` broadcast
+    (per column, for instance).
     """
     x = G * sigma2
     x += 1.0
@@ -95,17 +100,32 @@ def _scaled_gaussian(H, G, sigma2, scale, m_out, c_out):
     np.multiply(H, c_out, out=m_out)
 
 
+def _add_scaled(y, a, x):
+    """``y += a * x`` in place, in one pass (BLAS axpy) for contiguous float64 arrays."""
+    if (y.flags.c_contiguous and x.flags.c_contiguous and y.dtype == np.float64
+            and x.dtype == np.float64 and y.shape == x.shape):
+        daxpy(x.reshape(-1), y.reshape(-1), a=a)
+    else:
+        y += a * x
+
+
 def _update_weights(state, H, G, psi, offsets):
+    """Module B + denoiser + damping on every layer; returns the totals ``(Hp + H, Gp + G)``.
+
+    The totals are fresh arrays that :func:`pasp_update` may take over.
+    """
+    totals = []
     for la, Hl, Gl, off in zip(state.layers, H, G, offsets):
-        Gtot = la.Gp + Gl
-        np.maximum(Gtot, G_FLOOR, out=Gtot)
+        Hsum, Gsum = la.Hp + Hl, la.Gp + Gl
         # damping, new = psi * old + (1 - psi) * new, with (1 - psi) folded into the
         # denoiser's output; fresh arrays, so that copies of the state stay untouched
-        m, c, la.Lam = weight_posterior(la, la.Hp + Hl, Gtot, state.bias_var, off,
-                                        1.0 - psi)
-        m += psi * la.m
-        c += psi * la.c
+        m, c, la.Lam = weight_posterior(la, Hsum, np.maximum(Gsum, G_FLOOR),
+                                        state.bias_var, off, 1.0 - psi)
+        _add_scaled(m, psi, la.m)
+        _add_scaled(c, psi, la.c)
         la.m, la.c = m, c
+        totals.append((Hsum, Gsum))
+    return totals
 
 
 def _forward_sweep(state, cfg, msgs):
@@ -166,6 +186,9 @@ def minibatch_estep(x, y, state, cfg):
         The output step ``(g, Gam, zhat, zvar, logZ)`` of the first sweep (a
         prequential loss: the batch had not been seen yet) and of the last sweep
         (the posterior of ``z_L`` for the noise-variance M-step).
+    totals : list of tuple
+        ``(Hp + H, Gp + G)`` per layer, fresh arrays (the ``totals`` of
+        :func:`pasp_update`).
     """
     L = len(state.layers)
     msgs = {k: [None] * L for k in ("xa", "Da", "omega", "V", "Am", "Bm", "g")}
@@ -182,21 +205,25 @@ def minibatch_estep(x, y, state, cfg):
             G = [cfg.evidence_scale * g for g in G]
         if sweep == 0:
             first_out = out
-        _update_weights(state, H, G, cfg.damping, offsets)
-    return H, G, first_out, out
+        totals = _update_weights(state, H, G, cfg.damping, offsets)
+    return H, G, first_out, out, totals
 
 
-def pasp_update(state, H, G, lam, lam0=None):
+def pasp_update(state, H, G, lam, lam0=None, totals=None):
     """Fold a minibatch's evidence into the prior of the next one (ALGORITHM.md 5.7).
 
     ``lam0`` (default ``lam``) is the decay of the initialization pseudo-evidence
     ``(H0, G0)``, which is part of ``(Hp, Gp)``: ``Hp <- lam (Hp + H) + (lam0 - lam) H0``.
+    ``totals``, optional, holds ``(Hp + H, Gp + G)`` per layer already computed (by
+    :func:`minibatch_estep`); those arrays become the new ``(Hp, Gp)``.
     """
     lam0 = lam if lam0 is None else lam0
-    for la, Hl, Gl in zip(state.layers, H, G):
-        la.Hp = la.Hp + Hl  # new arrays: the caller's state copies stay untouched
+    if totals is None:  # new arrays: the caller's state copies stay untouched
+        totals = [(la.Hp + Hl, la.Gp + Gl) for la, Hl, Gl in zip(state.layers, H, G)]
+    for la, (Hsum, Gsum) in zip(state.layers, totals):
+        la.Hp = Hsum
         la.Hp *= lam
-        la.Gp = la.Gp + Gl
+        la.Gp = Gsum
         la.Gp *= lam
         if la.H0 is None:
             continue
@@ -288,7 +315,7 @@ def forgetting_factor(batch_size, n_samples, memory):
 
 
 def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None,
-              average=None):
+              average=None, v_steps=()):
     """One pass of TDAMP over the data, minibatches chained by PasP.
 
     Parameters
@@ -311,6 +338,10 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
         ``X``; ``None`` decays it with the evidence (``memory``).
     average : PosteriorAverage or None
         Updated after every minibatch when given.
+    v_steps : collection of int, default=()
+        Minibatch counts (1-based) after which the noise-variance M-step runs within
+        the pass, ``state.v = vstats.update(state.v)``, on the statistics gathered since
+        the previous one; ``vstats`` then restarts (:func:`first_pass_v_steps`).
 
     Returns
     -------
@@ -321,13 +352,36 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
     n = X.shape[0]
     order = np.arange(n) if rng is None else rng.permutation(n)
     loss = 0.0
-    for start in range(0, n, batch_size):
+    for count, start in enumerate(range(0, n, batch_size), start=1):
         idx = order[start:start + batch_size]
-        H, G, first, last = minibatch_estep(X[idx], Y[idx], state, cfg)
+        H, G, first, last, totals = minibatch_estep(X[idx], Y[idx], state, cfg)
         lam0 = None if init_memory is None else forgetting_factor(idx.size, n, init_memory)
-        pasp_update(state, H, G, forgetting_factor(idx.size, n, memory), lam0)
+        pasp_update(state, H, G, forgetting_factor(idx.size, n, memory), lam0, totals)
         if average is not None:
             average.update(state, idx.size, n)
         loss -= float(first[4].sum())
         vstats.add(Y[idx], last[2], last[3])
+        if count in v_steps:
+            state.v = vstats.update(state.v)
+            vstats.reset()
     return loss / n
+
+
+def first_pass_v_steps(n_samples, batch_size, n_steps=5):
+    """Minibatch counts of the noise-variance M-steps within a model's first pass.
+
+    The noise variance starts large and is learned; with one M-step per epoch, the whole
+    first pass runs with the initial value, which weakens every minibatch's evidence
+    (on Fashion-MNIST the probit ``v`` falls from 1 to about 0.1 at the first M-step).
+    Incremental EM (Neal and Hinton, 1998) may run the M-step after any part of the
+    E-step: here after ``1/2^n_steps, ..., 1/4, 1/2`` of the first pass, each on the
+    statistics of the stretch since the previous step (doubling stretches).
+
+    Examples
+    --------
+    >>> first_pass_v_steps(4000, 32)
+    [4, 8, 16, 32, 63]
+    """
+    n_batches = -(-n_samples // batch_size)
+    steps = {-(-n_batches // 2 ** j) for j in range(1, n_steps + 1)}
+    return sorted(k for k in steps if 0 < k < n_batches)
