@@ -596,6 +596,8 @@ def write_report(results, args, command, path):
              "share the machine's load.", "",
              "EM-TDAMP parameters: " + ", ".join(
                  f"{k}={v!r}" for k, v in sorted(results["em_params"].items()))
+             + (" ('auto' resolved: n_turbo_iter={}, damping={})".format(
+                 *results["em_turbo"]) if "em_turbo" in results else "")
              + ". MLP parameters: " + ", ".join(
                  f"{k}={v!r}" for k, v in sorted(results["mlp_params"].items())) + ".", ""]
     for name, res in results["datasets"].items():
@@ -709,6 +711,7 @@ def main(argv=None):
     command = " ".join(["python benchmarks/classification.py", *map(shlex.quote, argv)])
     results = dict(command=command, environment=environment(args), datasets={},
                    skipped=[], em_params=make_em(args).get_params(),
+                   em_turbo=list(make_em(args)._turbo_settings()),
                    mlp_params=make_mlp(args).get_params())
     out = Path(args.out)
     dense_mlp = None
