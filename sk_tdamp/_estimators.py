@@ -67,7 +67,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     _rho_warmup = 2
     # Noise-variance M-steps within a model's first pass (first_pass_v_steps); federated
     # fits keep the M-step on the server, once per round.
-    _first_pass_v_steps = 5
+    _first_pass_v_steps = 3
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
                  max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter="auto",

@@ -197,10 +197,23 @@ def test_run_epoch_v_steps_are_m_steps_on_the_stretch_since_the_last_one():
     # stretches of 1, 1 and 2 minibatches of 10 samples (one output); then the rest
     assert [count for count, _, _ in log] == [10, 10, 20]
     assert vstats.count == 60
-    # each M-step starts from the v the previous one set, which the chain then used
+    # each M-step starts from the v the previous one set (steps only lower v)
     assert log[0][1] == 1.0
-    assert [old for _, old, _ in log[1:]] == [new for _, _, new in log[:-1]]
-    assert state.v == log[-1][2] != 1.0
+    assert [old for _, old, _ in log[1:]] == [min(o, n) for _, o, n in log[:-1]]
+    assert state.v == min(log[-1][1], log[-1][2]) < 1.0
+
+
+def test_run_epoch_v_steps_only_lower_v():
+    # v far below the residual variance of a fresh network: the M-step would raise it
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(60, 3))
+    y = 3.0 * X[:, :1] + rng.normal(size=(60, 1))
+    state = init_state([3, 4, 1], np.random.default_rng(0), v=1e-3)
+    log = []
+    vstats = _RecordingVStats(log)
+    run_epoch(X, y, state, TurboConfig(), 10, 4.0, None, vstats, v_steps=(1, 2, 4))
+    assert all(new > old for _, old, new in log)  # each step would have raised v
+    assert state.v == 1e-3
 
 
 @pytest.mark.parametrize("n, batch_size", [(4000, 32), (60000, 32), (100, 10), (5, 32)])
@@ -254,3 +267,18 @@ def test_evidence_scale_multiplies_the_minibatch_evidence():
         assert_allclose(Hs, 2.5 * H1, rtol=1e-12, atol=1e-14)
     for G1, Gs in zip(out[1.0][1], out[2.5][1]):
         assert_allclose(Gs, 2.5 * G1, rtol=1e-12, atol=1e-14)
+
+
+def test_pasp_update_taking_over_the_minibatch_totals_equals_adding_the_evidence():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(16, 3))
+    y = rng.normal(size=(16, 1))
+    state = init_state([3, 5, 1], np.random.default_rng(0), v=0.5, init_evidence=2.0)
+    H, G, _, _, totals = minibatch_estep(X, y, state, TurboConfig())
+    a, b = state.copy(), state.copy()
+    pasp_update(a, H, G, 0.9, 0.7)
+    pasp_update(b, H, G, 0.9, 0.7, totals)
+    for la, lb in zip(a.layers, b.layers):
+        assert_allclose(lb.Hp, la.Hp, rtol=1e-13, atol=1e-14)
+        assert_allclose(lb.Gp, la.Gp, rtol=1e-13, atol=1e-14)
+        assert_allclose(lb.H0, la.H0)
