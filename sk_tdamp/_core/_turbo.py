@@ -368,7 +368,7 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
     return loss / n
 
 
-def first_pass_v_steps(n_samples, batch_size, n_steps=5):
+def first_pass_v_steps(n_samples, batch_size, n_steps=3):
     """Minibatch counts of the noise-variance M-steps within a model's first pass.
 
     The noise variance starts large and is learned; with one M-step per epoch, the whole
@@ -376,15 +376,17 @@ def first_pass_v_steps(n_samples, batch_size, n_steps=5):
     (on Fashion-MNIST the probit ``v`` falls from 1 to about 0.1 at the first M-step).
     Incremental EM (Neal and Hinton, 1998) may run the M-step after any part of the
     E-step: here after ``1/2^n_steps, ..., 1/4, 1/2`` of the first pass, each on the
-    statistics of the stretch since the previous step (doubling stretches). These steps
-    only lower ``v``: while the network is still close to its random start, most
-    pairwise margins are wrong and the M-step's optimum is a flat likelihood (``v`` at
-    its upper bound), a fixed point EM does not leave (MNIST-5k with
-    ``init_evidence=1``: 10% accuracy after the first pass).
+    statistics of the stretch since the previous step (doubling stretches); ``run_epoch``
+    lets them only lower ``v``. Earlier steps than 1/8 push ``v`` too low while the
+    network's output variance is still large (doc/algorithm.rst, "Noise variance within
+    the first pass": five steps from 1/32 made MNIST-5k with ``init_evidence=1`` collapse
+    in its first epoch).
 
     Examples
     --------
     >>> first_pass_v_steps(4000, 32)
+    [16, 32, 63]
+    >>> first_pass_v_steps(4000, 32, n_steps=5)
     [4, 8, 16, 32, 63]
     """
     n_batches = -(-n_samples // batch_size)

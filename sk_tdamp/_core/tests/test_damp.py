@@ -216,14 +216,16 @@ def test_run_epoch_v_steps_only_lower_v():
     assert state.v == 1e-3
 
 
+@pytest.mark.parametrize("n_steps", [3, 5])
 @pytest.mark.parametrize("n, batch_size", [(4000, 32), (60000, 32), (100, 10), (5, 32)])
-def test_first_pass_v_steps_double_the_stretch_and_stay_inside_the_pass(n, batch_size):
-    steps = first_pass_v_steps(n, batch_size)
+def test_first_pass_v_steps_double_the_stretch_and_stay_inside_the_pass(n, batch_size,
+                                                                        n_steps):
+    steps = first_pass_v_steps(n, batch_size, n_steps)
     n_batches = -(-n // batch_size)
     assert all(0 < k < n_batches for k in steps)
     assert steps == sorted(set(steps))
-    if n_batches >= 64:  # stretches 1/32, 1/32, 1/16, 1/8, 1/4 of the pass, then 1/2
-        assert len(steps) == 5
+    if n_batches >= 64:  # stretches 1/2^n_steps, 1/2^n_steps, ..., 1/4 of the pass, 1/2
+        assert len(steps) == n_steps
         assert abs(steps[-1] - n_batches / 2) <= 1
         for a, b in zip(steps, steps[1:]):
             assert abs(b - 2 * a) <= 1
