@@ -65,9 +65,11 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # Epochs before the rho M-step starts (ALGORITHM.md 5.6b: the initialization
     # pseudo-evidence otherwise reads as evidence against the slab).
     _rho_warmup = 2
-    # Noise-variance M-steps within a model's first pass (first_pass_v_steps); federated
-    # fits keep the M-step on the server, once per round.
-    _first_pass_v_steps = 3
+    # Noise-variance M-steps within a model's first pass (first_pass_v_steps). Off: on
+    # digits (pixels / 255) they lowered v until the chain broke down and the end-of-epoch
+    # M-step sent v to its upper bound (doc/algorithm.rst, "Noise variance within the
+    # first pass"). Federated fits keep the M-step on the server, once per round.
+    _first_pass_v_steps = 0
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
                  max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter="auto",
