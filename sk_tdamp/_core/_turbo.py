@@ -380,7 +380,8 @@ def first_pass_v_steps(n_samples, batch_size, n_steps=3):
     lets them only lower ``v``. Earlier steps than 1/8 push ``v`` too low while the
     network's output variance is still large (doc/algorithm.rst, "Noise variance within
     the first pass": five steps from 1/32 made MNIST-5k with ``init_evidence=1`` collapse
-    in its first epoch).
+    in its first epoch). The estimators leave these steps off: on digits even three
+    broke the chain down.
 
     Examples
     --------
