@@ -225,10 +225,11 @@ def _mix(mu1, v1, pp, qq):
     return pp * mu1, pp * v1 + (pp * qq) * (mu1 * mu1)
 
 
-def gaussian_denoiser(H, G, sigma2):
+def gaussian_denoiser(H, G, sigma2, scale=1.0, out=None):
     """Posterior moments of a weight under the Gaussian prior ``N(0, sigma2)``.
 
-    Used for the bias columns, which are never pruned.
+    Used for the bias columns, which are never pruned, and for layers without groups
+    or with a fixed set of kept groups.
 
     Parameters
     ----------
@@ -236,13 +237,19 @@ def gaussian_denoiser(H, G, sigma2):
         Evidence natural parameters, ``G >= 0``.
     sigma2 : float or array_like
         Prior variance, broadcastable to ``H``.
+    scale : float or array_like, default=1.0
+        Factor applied to both moments (the damping weight of the new posterior),
+        broadcastable to ``H``: ``scale v1`` is computed first and ``scale mu1`` as
+        ``H (scale v1)``, two passes fewer than scaling the moments afterwards.
+    out : tuple of two ndarray, optional
+        Arrays of the shape of ``H`` that receive ``m`` and ``c``.
 
     Returns
     -------
     m : ndarray
-        ``H sigma2 / (1 + sigma2 G)``.
+        ``scale H sigma2 / (1 + sigma2 G)``.
     c : ndarray
-        ``sigma2 / (1 + sigma2 G)``, broadcast to the shape of ``m``.
+        ``scale sigma2 / (1 + sigma2 G)``, broadcast to the shape of ``m``.
 
     Examples
     --------
@@ -250,9 +257,19 @@ def gaussian_denoiser(H, G, sigma2):
     >>> m, c = gaussian_denoiser(3.0, 2.0, 1.0)
     >>> float(m), float(c)
     (1.0, 0.3333333333333333)
+    >>> m, c = gaussian_denoiser(3.0, 2.0, 1.0, scale=0.5)
+    >>> float(m), float(c)
+    (0.5, 0.16666666666666666)
     """
-    mu1, v1 = _slab_moments(H, G, sigma2)
-    return mu1, np.array(v1)
+    H = np.asarray(H, dtype=np.float64)
+    if out is None:
+        out = (np.empty_like(H), np.empty_like(H))
+    m, c = out
+    x = np.asarray(G, dtype=np.float64) * sigma2
+    x += 1.0
+    np.divide(np.multiply(scale, sigma2), x, out=c)  # c broadcasts x to H's shape
+    np.multiply(H, c, out=m)
+    return m, c
 
 
 def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):

@@ -76,28 +76,14 @@ def weight_posterior(la, Htot, Gtot, bias_var, offset, scale=1.0):
         var = np.full(la.n_in + 1, la.sigma2)
         var[-1] = bias_var
         col_scale = scale if la.keep is None else np.append(scale * la.keep, scale)
-        _scaled_gaussian(Htot, Gtot, var, col_scale, m, c)
+        gaussian_denoiser(Htot, Gtot, var, col_scale, out=(m, c))
         if not la.grouped:
             return m, c, np.full(la.n_in, np.inf)
         return m, c, module_b(HW, GW, la.sigma2, -offset)[0]
-    mb, cb = gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var)
-    m[:, -1], c[:, -1] = scale * mb, scale * cb
+    gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var, scale, out=(m[:, -1], c[:, -1]))
     Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho - offset, scale,
                           out=(m[:, :-1], c[:, :-1]))[2]
     return m, c, Lam
-
-
-def _scaled_gaussian(H, G, sigma2, scale, m_out, c_out):
-    """``scale`` times :func:`gaussian_denoiser`'s moments, written to ``m_out, c_out``.
-
-    ``scale v1 = scale sigma2 / (1 + sigma2 G)`` and ``scale mu1 = H (scale v1)``: two
-    passes fewer than scaling the denoiser's output. ``sigma2`` and ``scale`` broadcast
-    (per column, for instance).
-    """
-    x = G * sigma2
-    x += 1.0
-    np.divide(np.multiply(scale, sigma2), x, out=c_out)
-    np.multiply(H, c_out, out=m_out)
 
 
 def _add_scaled(y, a, x):

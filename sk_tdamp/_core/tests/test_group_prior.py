@@ -128,6 +128,28 @@ def test_gaussian_denoiser_matches_r_tau_form_and_quadrature():
         assert_allclose([m[j], c[j]], [mean1, second1 - mean1**2], rtol=1e-8)
 
 
+def test_gaussian_denoiser_scale_and_out_scale_both_moments():
+    # per-column prior variance and scale (the turbo loop's kept-groups layers), written
+    # into the caller's arrays
+    rng = np.random.default_rng(2)
+    H = rng.normal(size=(4, 6))
+    G = rng.uniform(0.1, 5.0, size=(4, 6))
+    sigma2 = rng.uniform(0.2, 2.0, size=6)
+    scale = rng.uniform(0.0, 1.0, size=6)
+    m_ref, c_ref = gaussian_denoiser(H, G, sigma2)
+    out = (np.full_like(H, np.nan), np.full_like(H, np.nan))
+    m, c = gaussian_denoiser(H, G, sigma2, scale, out=out)
+    assert m is out[0] and c is out[1]
+    assert_allclose(m, scale * m_ref, rtol=1e-14)
+    assert_allclose(c, scale * c_ref, rtol=1e-14)
+    # a column view as out (the bias column)
+    full = np.zeros((4, 3))
+    gaussian_denoiser(H[:, 0], G[:, 0], 0.5, 0.25, out=(full[:, 1], full[:, 2]))
+    mb, cb = gaussian_denoiser(H[:, 0], G[:, 0], 0.5)
+    assert_allclose(full[:, 1:], 0.25 * np.column_stack([mb, cb]), rtol=1e-14)
+    assert_array_equal(full[:, 0], 0.0)
+
+
 def test_bg_denoiser_with_certain_slab_is_gaussian_denoiser():
     H = np.array([-2.0, 0.0, 5.0])
     G = np.array([0.5, 1e12, 3.0])
