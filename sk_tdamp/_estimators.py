@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
 from ._core._predict import forward_moments, one_pass_variance
 from ._core._state import init_state
-from ._core._turbo import PosteriorAverage, TurboConfig, first_pass_v_steps, run_epoch
+from ._core._turbo import PosteriorAverage, TurboConfig, run_epoch
 
 _DENSITY = Interval(Real, 0, 1, closed="right")
 
@@ -65,11 +65,6 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # Epochs before the rho M-step starts (ALGORITHM.md 5.6b: the initialization
     # pseudo-evidence otherwise reads as evidence against the slab).
     _rho_warmup = 2
-    # Noise-variance M-steps within a model's first pass (first_pass_v_steps). Off: on
-    # digits (pixels / 255) they lowered v until the chain broke down and the end-of-epoch
-    # M-step sent v to its upper bound (doc/algorithm.rst, "Noise variance within the
-    # first pass"). Federated fits keep the M-step on the server, once per round.
-    _first_pass_v_steps = 0
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
                  max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter="auto",
@@ -216,13 +211,9 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         for _ in range(n_epochs):
             vstats = VSTATS[self._likelihood]()
             rng = self._rng if self.shuffle else None
-            v_steps = ()
-            if self.learn_noise_variance and self.n_iter_ == 0:
-                v_steps = first_pass_v_steps(X.shape[0], batch_size,
-                                             self._first_pass_v_steps)
             with np.errstate(over="ignore", invalid="ignore"):
                 loss = run_epoch(X, Y, self._state, cfg, batch_size, self.pasp_memory,
-                                 rng, vstats, average=self._average, v_steps=v_steps)
+                                 rng, vstats, average=self._average)
             if not (np.isfinite(loss) and self._state.is_finite()):
                 raise FloatingPointError(f"epoch {self.n_iter_ + 1}")
             self.n_iter_ += 1

@@ -75,7 +75,6 @@ def test_one_client_equals_centralized_fit(Est, data):
     params = dict(SMALL, max_iter=5, target_density=0.5, learn_prior_variance=True,
                   posterior_average=0.0)
     central = Est(**params)
-    central._first_pass_v_steps = 0  # the server runs the M-step once per round only
     central = _fit(central, X, y)
     fed = _fit(Est(**params), X, y, client_ids=np.full(X.shape[0], "only"))
     _assert_same_model(central, fed)  # bit for bit, M-step and pruning included

@@ -2,8 +2,7 @@
 
 Each update reads the posterior left by the E-step (ALGORITHM.md 4) and returns or
 writes the new hyperparameters; statistics of the output layer are accumulated over an
-epoch by the ``*VStats`` classes and applied once per epoch (and a few times within a
-model's first epoch, :func:`~sk_tdamp._core._turbo.first_pass_v_steps`).
+epoch by the ``*VStats`` classes and applied once per epoch.
 """
 
 import numpy as np

@@ -301,7 +301,7 @@ def forgetting_factor(batch_size, n_samples, memory):
 
 
 def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None,
-              average=None, v_steps=()):
+              average=None):
     """One pass of TDAMP over the data, minibatches chained by PasP.
 
     Parameters
@@ -324,11 +324,6 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
         ``X``; ``None`` decays it with the evidence (``memory``).
     average : PosteriorAverage or None
         Updated after every minibatch when given.
-    v_steps : collection of int, default=()
-        Minibatch counts (1-based) after which the noise-variance M-step runs within
-        the pass, on the statistics gathered since the previous one, and may only lower
-        ``v``: ``state.v = min(state.v, vstats.update(state.v))``; ``vstats`` then
-        restarts (:func:`first_pass_v_steps`).
 
     Returns
     -------
@@ -339,7 +334,7 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
     n = X.shape[0]
     order = np.arange(n) if rng is None else rng.permutation(n)
     loss = 0.0
-    for count, start in enumerate(range(0, n, batch_size), start=1):
+    for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         H, G, first, last, totals = minibatch_estep(X[idx], Y[idx], state, cfg)
         lam0 = None if init_memory is None else forgetting_factor(idx.size, n, init_memory)
@@ -348,34 +343,4 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
             average.update(state, idx.size, n)
         loss -= float(first[4].sum())
         vstats.add(Y[idx], last[2], last[3])
-        if count in v_steps:  # only downwards, see first_pass_v_steps
-            state.v = min(state.v, vstats.update(state.v))
-            vstats.reset()
     return loss / n
-
-
-def first_pass_v_steps(n_samples, batch_size, n_steps=3):
-    """Minibatch counts of the noise-variance M-steps within a model's first pass.
-
-    The noise variance starts large and is learned; with one M-step per epoch, the whole
-    first pass runs with the initial value, which weakens every minibatch's evidence
-    (on Fashion-MNIST the probit ``v`` falls from 1 to about 0.1 at the first M-step).
-    Incremental EM (Neal and Hinton, 1998) may run the M-step after any part of the
-    E-step: here after ``1/2^n_steps, ..., 1/4, 1/2`` of the first pass, each on the
-    statistics of the stretch since the previous step (doubling stretches); ``run_epoch``
-    lets them only lower ``v``. Earlier steps than 1/8 push ``v`` too low while the
-    network's output variance is still large (doc/algorithm.rst, "Noise variance within
-    the first pass": five steps from 1/32 made MNIST-5k with ``init_evidence=1`` collapse
-    in its first epoch). The estimators leave these steps off: on digits even three
-    broke the chain down.
-
-    Examples
-    --------
-    >>> first_pass_v_steps(4000, 32)
-    [16, 32, 63]
-    >>> first_pass_v_steps(4000, 32, n_steps=5)
-    [4, 8, 16, 32, 63]
-    """
-    n_batches = -(-n_samples // batch_size)
-    steps = {-(-n_batches // 2 ** j) for j in range(1, n_steps + 1)}
-    return sorted(k for k in steps if 0 < k < n_batches)

@@ -1,7 +1,6 @@
 """Module A and the turbo loop against closed forms."""
 
 import numpy as np
-import pytest
 from numpy.testing import assert_allclose
 
 from sk_tdamp._core._damp import (
@@ -15,7 +14,6 @@ from sk_tdamp._core._mstep import GaussianVStats
 from sk_tdamp._core._state import init_state
 from sk_tdamp._core._turbo import (
     TurboConfig,
-    first_pass_v_steps,
     minibatch_estep,
     pasp_update,
     run_epoch,
@@ -171,64 +169,6 @@ def test_run_epoch_reduces_loss_on_a_linear_teacher():
     assert losses[-1] < -1.0
     assert state.v < 0.01
     assert state.is_finite()
-
-
-class _RecordingVStats(GaussianVStats):
-    """GaussianVStats that logs the sample count behind each M-step."""
-
-    def __init__(self, log):
-        self.log = log
-        super().__init__()
-
-    def update(self, v_old):
-        v_new = super().update(v_old)
-        self.log.append((self.count, v_old, v_new))
-        return v_new
-
-
-def test_run_epoch_v_steps_are_m_steps_on_the_stretch_since_the_last_one():
-    rng = np.random.default_rng(7)
-    X = rng.normal(size=(100, 3))
-    y = (X @ np.array([1.0, -1.0, 0.5]))[:, None] + 0.1 * rng.normal(size=(100, 1))
-    state = init_state([3, 4, 1], np.random.default_rng(0), v=1.0)
-    log = []
-    vstats = _RecordingVStats(log)
-    run_epoch(X, y, state, TurboConfig(), 10, 4.0, None, vstats, v_steps=(1, 2, 4))
-    # stretches of 1, 1 and 2 minibatches of 10 samples (one output); then the rest
-    assert [count for count, _, _ in log] == [10, 10, 20]
-    assert vstats.count == 60
-    # each M-step starts from the v the previous one set (steps only lower v)
-    assert log[0][1] == 1.0
-    assert [old for _, old, _ in log[1:]] == [min(o, n) for _, o, n in log[:-1]]
-    assert state.v == min(log[-1][1], log[-1][2]) < 1.0
-
-
-def test_run_epoch_v_steps_only_lower_v():
-    # v far below the residual variance of a fresh network: the M-step would raise it
-    rng = np.random.default_rng(9)
-    X = rng.normal(size=(60, 3))
-    y = 3.0 * X[:, :1] + rng.normal(size=(60, 1))
-    state = init_state([3, 4, 1], np.random.default_rng(0), v=1e-3)
-    log = []
-    vstats = _RecordingVStats(log)
-    run_epoch(X, y, state, TurboConfig(), 10, 4.0, None, vstats, v_steps=(1, 2, 4))
-    assert all(new > old for _, old, new in log)  # each step would have raised v
-    assert state.v == 1e-3
-
-
-@pytest.mark.parametrize("n_steps", [3, 5])
-@pytest.mark.parametrize("n, batch_size", [(4000, 32), (60000, 32), (100, 10), (5, 32)])
-def test_first_pass_v_steps_double_the_stretch_and_stay_inside_the_pass(n, batch_size,
-                                                                        n_steps):
-    steps = first_pass_v_steps(n, batch_size, n_steps)
-    n_batches = -(-n // batch_size)
-    assert all(0 < k < n_batches for k in steps)
-    assert steps == sorted(set(steps))
-    if n_batches >= 64:  # stretches 1/2^n_steps, 1/2^n_steps, ..., 1/4 of the pass, 1/2
-        assert len(steps) == n_steps
-        assert abs(steps[-1] - n_batches / 2) <= 1
-        for a, b in zip(steps, steps[1:]):
-            assert abs(b - 2 * a) <= 1
 
 
 def test_pasp_update_decays_data_evidence_and_pseudo_evidence_at_their_own_rates():
