@@ -65,6 +65,11 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # Epochs before the rho M-step starts (ALGORITHM.md 5.6b: the initialization
     # pseudo-evidence otherwise reads as evidence against the slab).
     _rho_warmup = 2
+    # fit() keeps the model of its best epoch when the training objective ends this many
+    # nats per sample above its minimum: the PasP chain broke down (Fashion-MNIST after
+    # about 35 epochs, doc/algorithm.rst "Breakdown of long runs"). Normal fits end at
+    # most 0.04 above their minimum (Boston, digits).
+    _breakdown_margin = 0.1
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
                  max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter="auto",
@@ -208,6 +213,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             self._average = PosteriorAverage(self.posterior_average)
         else:
             self._average.epochs = self.posterior_average
+        best = None  # fit(): (loss, epoch, state, average) of this call's best epoch
         for _ in range(n_epochs):
             vstats = VSTATS[self._likelihood]()
             rng = self._rng if self.shuffle else None
@@ -220,12 +226,31 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             self.t_ += X.shape[0]
             self._m_step(vstats)
             self._record_epoch(loss)
-            if not incremental and self._converged(loss):
+            if incremental:
+                continue
+            if best is None or loss < best[0]:
+                best = (loss, self.n_iter_, copy.deepcopy(self._state),
+                        copy.deepcopy(self._average))
+            if self._converged(loss):
+                self._keep_best_epoch(best)
                 return
         if not incremental:
+            self._keep_best_epoch(best)
             warnings.warn(
                 f"EM-TDAMP: maximum iterations ({n_epochs}) reached and the training "
                 "objective has not converged yet.", ConvergenceWarning, stacklevel=3)
+
+    def _keep_best_epoch(self, best):
+        """Go back to ``fit``'s best epoch if the training objective ended far above it."""
+        last = self.loss_curve_[-1]
+        if best is None or last <= best[0] + self._breakdown_margin:
+            return
+        loss, epoch, self._state, self._average = best
+        warnings.warn(
+            f"EM-TDAMP: the training objective rose from {loss:.4f} (epoch {epoch}) to "
+            f"{last:.4f} (epoch {self.n_iter_}): the posterior chain broke down, so the "
+            f"model of epoch {epoch} is kept. Setting max_iter={epoch} avoids the "
+            "extra epochs.", ConvergenceWarning, stacklevel=4)
 
     def _m_step(self, vstats):
         state = self._state
@@ -353,7 +378,10 @@ _PARAMS_DOC = """
         Number of epochs (passes over the data) of ``fit``.
     tol : float, default=1e-4
         ``fit`` stops when the training objective (``loss_curve_``) has not improved
-        by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
+        by at least ``tol`` for ``n_iter_no_change`` consecutive epochs. If the
+        objective then ends more than 0.1 nats per sample above its minimum (the
+        posterior chain broke down), ``fit`` returns the model of the best epoch and
+        warns with a ``ConvergenceWarning``.
     n_iter_no_change : int, default=10
         See ``tol``.
     n_turbo_iter : int or "auto", default="auto"

@@ -202,6 +202,49 @@ def test_refit_without_warm_start_restarts():
     assert_allclose(reg.predict(X), first, rtol=1e-12)
 
 
+def _fake_losses(monkeypatch, losses):
+    """Make fit() see ``losses`` as its training objective; the fit itself is unchanged."""
+    import sk_tdamp._estimators as est
+
+    real, it = est.run_epoch, iter(losses)
+
+    def run_epoch(*args, **kwargs):
+        real(*args, **kwargs)
+        return next(it)
+
+    monkeypatch.setattr(est, "run_epoch", run_epoch)
+
+
+def test_fit_keeps_its_best_epoch_when_the_objective_breaks_down(monkeypatch):
+    X, y = _data()
+    ref = _fit(X, y, max_iter=3)
+    _fake_losses(monkeypatch, [-1.0, -2.0, -3.0, -2.0, 5.0, 9.0])
+    with pytest.warns(ConvergenceWarning, match=r"rose from -3\.0000 \(epoch 3\) to 9\.0000"):
+        reg = EMTDAMPRegressor(**{**SMALL, "max_iter": 6}).fit(X, y)
+    assert reg.n_iter_ == 6
+    assert reg.loss_curve_ == [-1.0, -2.0, -3.0, -2.0, 5.0, 9.0]  # the history stays
+    mean, std = reg.predict(X, return_std=True)
+    mean_ref, std_ref = ref.predict(X, return_std=True)
+    assert_array_equal(mean, mean_ref)
+    assert_array_equal(std, std_ref)
+    assert_array_equal(reg.coefs_[0], ref.coefs_[0])
+
+
+def test_fit_keeps_its_last_epoch_within_the_breakdown_margin(monkeypatch):
+    X, y = _data()
+    ref = _fit(X, y, max_iter=6)
+    # 0.09 above the minimum: noise of a plateau, not a breakdown (margin 0.1)
+    _fake_losses(monkeypatch, [-1.0, -2.0, -3.0, -2.95, -2.93, -2.91])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="maximum iterations"):
+            EMTDAMPRegressor(**{**SMALL, "max_iter": 6}).fit(X, y)
+    monkeypatch.undo()
+    _fake_losses(monkeypatch, [-1.0, -2.0, -3.0, -2.95, -2.93, -2.91])
+    reg = _fit(X, y, max_iter=6)
+    assert_array_equal(reg.predict(X), ref.predict(X))
+
+
 def test_verbose_prints_one_line_per_epoch(capsys):
     X, y = _data()
     reg = _fit(X, y, max_iter=4, verbose=True)
