@@ -17,10 +17,6 @@ class GaussianVStats:
     """Running sums of ``(y - zhat)^2 + zvar`` for the Gaussian noise variance."""
 
     def __init__(self):
-        self.reset()
-
-    def reset(self):
-        """Forget the statistics gathered so far."""
         self.total = 0.0
         self.count = 0
 
@@ -40,10 +36,6 @@ class ProbitVStats:
     """Pairwise margins ``z_y - z_j ~ N(dm, dv)`` collected for the probit v-update."""
 
     def __init__(self):
-        self.reset()
-
-    def reset(self):
-        """Forget the statistics gathered so far."""
         self.dm, self.dv = [], []
 
     def add(self, y, zhat, zvar):
