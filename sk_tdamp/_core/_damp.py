@@ -27,13 +27,18 @@ Bayesian posterior mean. The spec's time-lagged terms on layers with uncertain i
 diverged within one epoch, without them it trains (doc/algorithm.rst, "Deep networks").
 
 Self terms and clipping. The spec's precisions ``G`` (weights) and ``Am`` (activations)
-contain ``-D g^2`` and ``-c g^2`` and are clipped at 0. We pair the self terms of ``H``
-and ``Bm`` with the clipped precisions (``H = sum xa g + m G``, ``Bm = sum m g + xh Am``),
-a Gauss-Newton form that leaves out the gradient of the variance ``V`` with respect to
-the weights. The spec's self terms ``m sum xa^2 Gam`` and ``xh sum m^2 Gam`` contain that
-gradient, which pushes weights and activations outward whenever a residual exceeds its
-predicted variance; with two hidden layers it made the posterior means grow
-geometrically (see doc/algorithm.rst, "Deep networks").
+contain ``-D g^2`` and ``-c g^2`` and are clipped at 0. The self terms of ``H`` and ``Bm``
+decide how much of the gradient of the variance ``V`` the update follows (``V`` depends on
+the weights through ``D m^2`` and on the inputs through ``xh^2 c``). The spec's
+``m sum xa^2 Gam`` and ``xh sum m^2 Gam`` follow all of it, which pushes weights and
+activations outward whenever residuals exceed their predicted variance; with two hidden
+layers it made the posterior means grow geometrically. For the weights we use the
+Gauss-Newton form ``H = sum xa g + m G``, which follows none of it. For the activations
+we keep its inward half: with ``S = sum_k m^2 Gam``,
+``Bm = sum m g + xh min(S, Am)``, the spec's term where the variance gradient pulls
+``xh`` toward 0 (``Am > S``, residuals smaller than predicted) and Gauss-Newton where it
+would push outward. With Gauss-Newton there too, long runs on Fashion-MNIST broke down
+(doc/algorithm.rst, "Deep networks" and "Breakdown of long runs").
 """
 
 import numpy as np
@@ -124,14 +129,17 @@ def weight_evidence(xa, Da, g, Gam, m):
 def backward_message(xa, g, Gam, m, c):
     """Message ``(Am, Bm)`` from a layer to its inputs (ALGORITHM.md 5.2).
 
-    ``Am = sum_k [(m^2 + c) Gam - c g^2]`` clipped at 0 and ``Bm = sum_k m g + xh Am``
-    (self term paired with the clipped ``Am``).
+    ``Am = sum_k [(m^2 + c) Gam - c g^2]`` clipped at 0 and
+    ``Bm = sum_k m g + xh min(S, Am)`` with ``S = sum_k m^2 Gam``: ``Bm - xh Am`` is the
+    gradient of ``sum_k log Z_k`` in the input means, keeping its part through ``V``
+    only where it pulls an input toward 0 (see the module notes).
 
     Returns
     -------
     Am, Bm : ndarray of shape (B, N_in), without the bias input
     """
-    Am = (Gam @ (m * m + c) - (g * g) @ c)[:, :-1]
+    S = (Gam @ (m * m))[:, :-1]
+    Am = S + ((Gam - g * g) @ c)[:, :-1]
     np.maximum(Am, 0.0, out=Am)
-    Bm = (g @ m)[:, :-1] + xa[:, :-1] * Am
+    Bm = (g @ m)[:, :-1] + xa[:, :-1] * np.minimum(S, Am)
     return Am, Bm

@@ -57,7 +57,7 @@ def test_weight_evidence_single_layer_is_gaussian_likelihood_gradient():
     assert_allclose(H[0] - m[0] * G[0], Xa.T @ (y[:, 0] - omega[:, 0]) / v, rtol=1e-12)
 
 
-def test_backward_message_clips_am_and_pairs_self_term_with_clipped_am():
+def test_backward_message_clips_am_and_keeps_inward_self_term():
     rng = np.random.default_rng(3)
     xh = rng.normal(size=(4, 3))
     g = rng.normal(size=(4, 2)) * np.array([[0.05], [0.05], [3.0], [3.0]])
@@ -65,10 +65,48 @@ def test_backward_message_clips_am_and_pairs_self_term_with_clipped_am():
     m, c = rng.normal(size=(2, 4)), rng.uniform(size=(2, 4))
     Am, Bm = backward_message(augment(xh)[0], g, Gam, m, c)
     W, cW = m[:, :3], c[:, :3]
-    Am_raw = Gam @ (W ** 2 + cW) - g ** 2 @ cW
-    assert (Am_raw < 0).any() and (Am_raw > 0).any()
+    S = Gam @ W ** 2
+    Am_raw = S + (Gam - g ** 2) @ cW
+    # all three branches occur: clipped, Am < S (outward), Am > S (inward)
+    assert (Am_raw < 0).any() and ((Am_raw > 0) & (Am_raw < S)).any() and (Am_raw > S).any()
     assert_allclose(Am, np.maximum(Am_raw, 0), rtol=1e-12)
-    assert_allclose(Bm, g @ W + xh * np.maximum(Am_raw, 0), rtol=1e-12)
+    assert_allclose(Bm, g @ W + xh * np.minimum(S, np.maximum(Am_raw, 0)), rtol=1e-12)
+
+
+def _central_difference(f, x, h=1e-6):
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        grad[idx] = (f(x + e) - f(x - e)) / (2 * h)
+    return grad
+
+
+def test_backward_self_term_follows_the_inward_part_of_the_variance_gradient():
+    # Truth by finite differences of one layer's log Z with a Gaussian output,
+    # sum log N(y; omega, V + v), in the input means xh: Bm - xh Am must be the full
+    # gradient minus its part through V, plus that part where it pulls xh toward 0.
+    # The residuals are mixed, so both branches occur.
+    rng = np.random.default_rng(11)
+    B, n_in, n_out, v = 6, 3, 2, 0.3
+    xh, D = rng.normal(size=(B, n_in)), rng.uniform(0.2, 1.0, size=(B, n_in))
+    m, c = rng.normal(size=(n_out, n_in + 1)), rng.uniform(0.05, 0.5, size=(n_out, n_in + 1))
+    y = rng.normal(size=(B, n_out)) * np.array([[0.1], [3.0]] * 3)
+    xa, Da = augment(xh, D)
+    omega, V = forward_layer(xa, Da, m, c)
+    g, Gam = (y - omega) / (V + v), 1.0 / (V + v)
+
+    def logz(x_, omega_fixed=None):
+        om, V_ = forward_layer(augment(x_, D)[0], Da, m, c)
+        om = om if omega_fixed is None else omega_fixed
+        return -0.5 * np.sum(np.log(2 * np.pi * (V_ + v)) + (y - om) ** 2 / (V_ + v))
+
+    full = _central_difference(logz, xh)
+    through_v = _central_difference(lambda x_: logz(x_, omega), xh)
+    assert (through_v * xh < -1e-6).any() and (through_v * xh > 1e-6).any()
+    Am, Bm = backward_message(xa, g, Gam, m, c)
+    inward = np.where(through_v * xh < 0, through_v, 0.0)
+    assert_allclose(Bm - xh * Am, full - through_v + inward, atol=1e-6)
 
 
 def test_weight_evidence_with_uncertain_inputs_matches_expected_curvature():
