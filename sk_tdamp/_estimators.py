@@ -67,8 +67,9 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     _rho_warmup = 2
     # fit() keeps the model of its best epoch when the training objective ends this many
     # nats per sample above its minimum: the PasP chain broke down (Fashion-MNIST after
-    # about 35 epochs, doc/algorithm.rst "Breakdown of long runs"). Normal fits end at
-    # most 0.04 above their minimum (Boston, digits).
+    # about 35 epochs before the inward self term of the backward message,
+    # doc/algorithm.rst "Breakdown of long runs"). Normal fits end at most 0.04 above
+    # their minimum (Boston, digits).
     _breakdown_margin = 0.1
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
