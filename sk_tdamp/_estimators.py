@@ -230,7 +230,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             if incremental:
                 continue
             if best is None or loss < best[0]:
-                best = (loss, self.n_iter_, copy.deepcopy(self._state),
+                best = (loss, self.n_iter_, self._state.copy(),
                         copy.deepcopy(self._average))
             if self._converged(loss):
                 self._keep_best_epoch(best)

@@ -18,6 +18,7 @@ from sk_tdamp._core._turbo import (
     pasp_update,
     run_epoch,
 )
+from sk_tdamp._core.tests.test_likelihoods import _finite_differences
 
 
 def test_forward_layer_matches_moments_of_independent_products():
@@ -73,15 +74,6 @@ def test_backward_message_clips_am_and_keeps_inward_self_term():
     assert_allclose(Bm, g @ W + xh * np.minimum(S, np.maximum(Am_raw, 0)), rtol=1e-12)
 
 
-def _central_difference(f, x, h=1e-6):
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[idx] = h
-        grad[idx] = (f(x + e) - f(x - e)) / (2 * h)
-    return grad
-
-
 def test_backward_self_term_follows_the_inward_part_of_the_variance_gradient():
     # Truth by finite differences of one layer's log Z with a Gaussian output,
     # sum log N(y; omega, V + v), in the input means xh: Bm - xh Am must be the full
@@ -96,13 +88,13 @@ def test_backward_self_term_follows_the_inward_part_of_the_variance_gradient():
     omega, V = forward_layer(xa, Da, m, c)
     g, Gam = (y - omega) / (V + v), 1.0 / (V + v)
 
-    def logz(x_, omega_fixed=None):
+    def logz(x_, omega_fixed=None):  # per sample: row n depends on xh[n] only
         om, V_ = forward_layer(augment(x_, D)[0], Da, m, c)
         om = om if omega_fixed is None else omega_fixed
-        return -0.5 * np.sum(np.log(2 * np.pi * (V_ + v)) + (y - om) ** 2 / (V_ + v))
+        return -0.5 * np.sum(np.log(2 * np.pi * (V_ + v)) + (y - om) ** 2 / (V_ + v), axis=1)
 
-    full = _central_difference(logz, xh)
-    through_v = _central_difference(lambda x_: logz(x_, omega), xh)
+    full = _finite_differences(logz, xh, 1e-6)[0]
+    through_v = _finite_differences(lambda x_: logz(x_, omega), xh, 1e-6)[0]
     assert (through_v * xh < -1e-6).any() and (through_v * xh > 1e-6).any()
     Am, Bm = backward_message(xa, g, Gam, m, c)
     inward = np.where(through_v * xh < 0, through_v, 0.0)
