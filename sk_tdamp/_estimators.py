@@ -20,7 +20,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
-from ._core._predict import forward_moments, one_pass_variance
+from ._core._predict import forward_moments, layer_input_sums, one_pass_variance
 from ._core._state import init_state
 from ._core._turbo import PosteriorAverage, TurboConfig, run_epoch
 
@@ -39,7 +39,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "n_turbo_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "damping": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
-        "prior_variance": [Interval(Real, 0, None, closed="neither")],
+        "prior_variance": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learn_prior_variance": ["boolean"],
         "bias_variance": [Interval(Real, 0, None, closed="neither")],
         "rho_init": [_DENSITY],
@@ -51,6 +51,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "learn_noise_variance": ["boolean"],
         "pasp_memory": [Interval(Real, 0, None, closed="neither")],
         "init_evidence": [Interval(Real, 0, None, closed="left")],
+        "centering": ["boolean", StrOptions({"auto"})],
         "posterior_average": [Interval(Real, 0, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -74,14 +75,13 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
                  max_iter=100, tol=1e-4, n_iter_no_change=10, n_turbo_iter="auto",
-                 damping="auto", prior_variance=1.0, learn_prior_variance=False,
+                 damping="auto", prior_variance="auto", learn_prior_variance=False,
                  bias_variance=1.0, rho_init=0.5, learn_rho=True, target_density=None,
                  input_rho_init=None, input_target_density=None, noise_variance_init=1.0,
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
-                 posterior_average=1.0, shuffle=True, random_state=None, verbose=False,
-                 warm_start=False,
-                 local_epochs=1, client_likelihood_power=0.5, n_jobs=None,
-                 on_client_error="raise"):
+                 centering="auto", posterior_average=1.0, shuffle=True, random_state=None,
+                 verbose=False, warm_start=False, local_epochs=1,
+                 client_likelihood_power=0.5, n_jobs=None, on_client_error="raise"):
         # One signature for both estimators (they inherit it): parameters only stored.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -103,6 +103,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self.learn_noise_variance = learn_noise_variance
         self.pasp_memory = pasp_memory
         self.init_evidence = init_evidence
+        self.centering = centering
         self.posterior_average = posterior_average
         self.shuffle = shuffle
         self.random_state = random_state
@@ -144,6 +145,25 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             damping = 0.5 if n_sweeps == 1 else 0.8
         return n_sweeps, damping
 
+    def _prior_variance(self):
+        """``prior_variance`` with ``"auto"`` resolved (see the parameter docs)."""
+        pv = self.prior_variance
+        return self._auto_prior_variance if pv == "auto" else pv
+
+    def _centering(self):
+        """``centering`` with ``"auto"`` resolved (see the parameter docs)."""
+        return self._auto_centering if self.centering == "auto" else bool(self.centering)
+
+    def _center_layers(self, X):
+        """Set the shift ``mu`` of every layer's inputs: their mean over ``X``.
+
+        Layer by layer, each one under the posterior of the layers before it, already
+        centered (doc/algorithm.rst, "Centered layer inputs").
+        """
+        for depth, la in enumerate(self._state.layers):
+            la.mu = layer_input_sums(X, self._state.layers, self.activation,
+                                     depth) / X.shape[0]
+
     def _turbo_config(self):
         n_sweeps, damping = self._turbo_settings()
         return TurboConfig(activation=self.activation, likelihood=self._likelihood,
@@ -155,7 +175,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         if input_rho is None and self.input_target_density is not None:
             input_rho = 0.5
         self._state = init_state(
-            sizes, rng, prior_scale=self.prior_variance, bias_var=self.bias_variance,
+            sizes, rng, prior_scale=self._prior_variance(), bias_var=self.bias_variance,
             v=self.noise_variance_init, rho=self.rho_init, input_rho=input_rho,
             init_evidence=self.init_evidence)
         self.n_layers_ = len(sizes)
@@ -183,6 +203,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             self._initialize(X.shape[1], n_outputs, self._rng)
+            if self._centering() and client_ids is None:  # federated: by the clients
+                self._center_layers(X)
         elif n_outputs != self.n_outputs_:
             raise ValueError(
                 f"y has {n_outputs} outputs but the fitted model has {self.n_outputs_}.")
@@ -310,7 +332,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         for la, (m, c, spread), mask in zip(layers, moments, masks):
             keep = np.append(mask, True)
             c = one_pass_variance(c, la.sigma2, self._state.bias_var, self.pasp_memory)
-            self._final.append((m * keep, (c + spread) * keep))
+            self._final.append((m * keep, (c + spread) * keep, la.mu))
         self.neuron_masks_ = masks
         self.support_probas_ = [
             expit(la.Lam) if la.grouped else np.ones(la.n_in) for la in self._state.layers]
@@ -324,16 +346,28 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         coefs, intercepts, cvars, ivars = self._public_weights(self._final)
         self.coefs_, self.intercepts_ = coefs, intercepts
         self.coefs_var_, self.intercepts_var_ = cvars, ivars
+        self.input_shifts_ = [np.zeros(la.n_in) if la.mu is None else la.mu.copy()
+                              for la in layers]
         self._set_pruned_network(masks)
 
     def _public_weights(self, layers):
-        """MLP orientation ``(n_in, n_out)``; the regressor maps the last layer to y units."""
+        """MLP orientation ``(n_in, n_out)``; the regressor maps the last layer to y units.
+
+        A layer with shifted inputs computes ``W (u - mu) + b'``; its MLP-form intercept
+        is ``b = b' - W mu``, with the marginal posterior moments of independent ``W``
+        and ``b'``: mean ``m_b' - m_W mu`` and variance ``c_b' + c_W mu^2``.
+        """
         coefs, intercepts, cvars, ivars = [], [], [], []
-        for m, c in layers:
-            coefs.append(m[:, :-1].T.copy())
-            intercepts.append(m[:, -1].copy())
-            cvars.append(c[:, :-1].T.copy())
-            ivars.append(c[:, -1].copy())
+        for m, c, mu in layers:
+            W, cW = m[:, :-1], c[:, :-1]
+            b, cb = m[:, -1].copy(), c[:, -1].copy()
+            if mu is not None:
+                b -= W @ mu
+                cb += cW @ (mu * mu)
+            coefs.append(W.T.copy())
+            intercepts.append(b)
+            cvars.append(cW.T.copy())
+            ivars.append(cb)
         return coefs, intercepts, cvars, ivars
 
     def _set_pruned_network(self, masks):
@@ -347,6 +381,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             self.pruned_intercepts_.append(b[r])
             self.pruned_coefs_var_.append(cW[np.ix_(cols, r)])
             self.pruned_intercepts_var_.append(cb[r])
+        self.pruned_input_shifts_ = [mu[cols] for mu, cols in zip(self.input_shifts_, masks)]
         self.kept_features_ = np.flatnonzero(masks[0])
 
     def _output_noise_variance(self):
@@ -396,9 +431,14 @@ _PARAMS_DOC = """
         ``"auto"`` is 0.5 with one turbo iteration and 0.8 with more, so that a
         minibatch moves the posterior by about the same fraction (``1 - damping ** n``,
         0.5 and 0.64) either way.
-    prior_variance : float, default=1.0
+    prior_variance : float or "auto", default="auto"
         Scale of the slab variance: the weights of a layer with ``n_in`` inputs have
-        prior variance ``prior_variance / n_in`` when their group is active.
+        prior variance ``prior_variance / n_in`` when their group is active (and are
+        initialized with that variance). ``"auto"`` is 1 for :class:`EMTDAMPRegressor`
+        and 16 for :class:`EMTDAMPClassifier`: with centered layer inputs a wide prior
+        trains the classifier faster (Fashion-MNIST test error after one epoch 0.150
+        against 0.172 with 1) and more accurately (MNIST-5k, seeds 0-4: 94.5% against
+        93.6%), see the algorithm page, "Centered layer inputs".
     learn_prior_variance : bool, default=False
         Whether the M-step also learns the slab variance of each layer.
     bias_variance : float, default=1.0
@@ -427,6 +467,17 @@ _PARAMS_DOC = """
         Weight of the random initialization kept as prior pseudo-evidence (it then
         decays through the PasP chain); needed by networks with two or more hidden
         layers to break the symmetry between hidden neurons.
+    centering : bool or "auto", default="auto"
+        Whether every layer computes with centered inputs, ``W (u - mu) + b'``, with
+        ``mu`` the mean of the layer's inputs over the first fit's training data (the
+        data for the first layer, the activations of the initial network for the
+        others), fixed from then on. It is a reparametrization of the same network
+        (the prior sits on ``b'`` instead of ``b``) that removes the common mode of
+        non-negative inputs from the parallel weight updates of the message passing.
+        ``"auto"`` is True for :class:`EMTDAMPClassifier` (without it, prior variances
+        above about 4 diverge in the first epoch) and False for
+        :class:`EMTDAMPRegressor` (Boston: test RMSE 2.95 with it against 2.83).
+        Federated fits pool the means from the clients before the first round.
     posterior_average : float, default=1.0
         Window in epochs of the moving average of the posterior that the fitted model
         (prediction, ``coefs_``, the pruned network) is read from: the moment-matched
@@ -472,9 +523,17 @@ _ATTRS_DOC = """
     coefs_ : list of ndarray of shape (n_in, n_out)
         Posterior means of the weights of each layer (pruned neurons are zero).
     intercepts_ : list of ndarray of shape (n_out,)
-        Posterior means of the biases.
+        Posterior means of the biases, such that ``X @ coefs_[0] + intercepts_[0]``
+        etc. is the posterior-mean network.
     coefs_var_, intercepts_var_ : list of ndarray
         Posterior variances of the weights and biases, same shapes.
+    input_shifts_ : list of ndarray of shape (n_in,)
+        Shift of each layer's inputs with ``centering`` (zeros without): the model
+        holds layer ``l`` as ``(u - input_shifts_[l]) @ W + b'`` with ``W`` and ``b'``
+        independent a posteriori, so ``intercepts_[l] = b' - input_shifts_[l] @ W``
+        and ``intercepts_var_`` adds ``input_shifts_[l] ** 2 @ coefs_var_[l]`` to the
+        variance of ``b'``. The predictive variance also uses the covariance of the
+        intercepts with the weights that this implies.
     support_probas_ : list of ndarray
         Posterior probability that each group is active: first the input features,
         then the neurons of each hidden layer.
@@ -491,6 +550,8 @@ _ATTRS_DOC = """
     pruned_coefs_, pruned_intercepts_, pruned_coefs_var_, pruned_intercepts_var_ : list
         The compact network: the same as ``coefs_`` etc. restricted to the kept
         features and neurons. It predicts exactly as the full network.
+    pruned_input_shifts_ : list of ndarray
+        ``input_shifts_`` restricted to the kept features and neurons.
     rho_ : ndarray of shape (`n_layers_` - 1,)
         Learned prior support probability of each layer's groups (1 for ungrouped).
     prior_variances_ : ndarray of shape (`n_layers_` - 1,)
@@ -616,6 +677,8 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
 
     _likelihood = "gaussian"
     _auto_turbo_iter = 2
+    _auto_prior_variance = 1.0
+    _auto_centering = False
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes
@@ -745,6 +808,8 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
 
     _likelihood = "probit"
     _auto_turbo_iter = 1
+    _auto_prior_variance = 16.0
+    _auto_centering = True
 
     def _validate_xy(self, X, y, reset):
         self._hidden_sizes()  # fail before any fitted attribute changes

@@ -55,9 +55,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_consistent_length, column_or_1d
+from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
 
 from ._core._mstep import VSTATS
+from ._core._predict import layer_input_sums
 from ._core._state import LayerState, NetworkState
 from ._core._turbo import forgetting_factor, run_epoch
 from ._estimators import EMTDAMPClassifier, EMTDAMPRegressor
@@ -67,9 +68,11 @@ __all__ = [
     "ClientSkippedWarning",
     "GlobalMessage",
     "LocalMessage",
+    "client_shift_sums",
     "client_step",
     "initial_message",
     "partition_clients",
+    "server_shift_step",
     "server_step",
     "to_estimator",
 ]
@@ -245,6 +248,21 @@ class GlobalMessage(_Message):
     feature_names: np.ndarray | None = None
 
     _kind = "GlobalMessage"
+
+    @property
+    def pending_shift(self):
+        """Index of the layer whose input shift the clients must pool next, or None.
+
+        With centering (the ``centering`` setting, on by default for the classifier),
+        every layer's inputs are shifted by their mean over the pooled training data
+        before the first round (doc/algorithm.rst, "Centered layer inputs"). The means
+        are pooled one layer at a time, since each depends on the shifts of the layers
+        before it: :func:`client_shift_sums` on every client, then
+        :func:`server_shift_step`, until this is None.
+        """
+        if not _blank_estimator(self)._centering():
+            return None
+        return next((l for l, la in enumerate(self.state.layers) if la.mu is None), None)
 
     def to_dict(self, compact=False):
         """Flat dictionary of NumPy arrays (the :meth:`to_npz` content).
@@ -644,7 +662,7 @@ def _local_update(message, X, Y, orders, client=None):
             raise FloatingPointError(
                 f"the local posterior became non-finite in local epoch {epoch + 1}")
     layers = [{f.name: getattr(la, f.name) for f in dataclasses.fields(LayerState)
-               if f.name != "keep" and isinstance(getattr(la, f.name), np.ndarray)}
+               if f.name not in _GLOBAL and isinstance(getattr(la, f.name), np.ndarray)}
               for la in state.layers]
     decay = np.asarray(decay)
     if all(np.array_equal(_decayed(getattr(old, name), decay), arrays[name])
@@ -659,6 +677,7 @@ def _local_update(message, X, Y, orders, client=None):
 
 
 _INIT = ("H0", "G0")
+_GLOBAL = ("keep", "mu")  # set by the server only: not sent back by the clients
 
 
 def _decayed(array, decay):
@@ -718,6 +737,11 @@ def client_step(message, X, y, *, random_state=None, client=None):
     >>> msg.round, local[0].n_samples, local[0].nbytes < msg.nbytes
     (3, 30, True)
     """
+    if message.pending_shift is not None:
+        raise ValueError(
+            f"The input shift of layer {message.pending_shift} is not set yet: with "
+            "centering, run client_shift_sums and server_shift_step until "
+            "message.pending_shift is None before the first round.")
     est = _estimator_from_message(message)
     X, y = est._validate_xy(X, y, reset=False)
     Y, _ = est._encode_targets(y, first_pass=False)
@@ -727,6 +751,85 @@ def client_step(message, X, y, *, random_state=None, client=None):
             check_random_state(random_state).randint(np.iinfo(np.int32).max))
         orders = _draw_orders(rng, X.shape[0], est.local_epochs)
     return _local_update(message, X, Y, orders, client)
+
+
+def client_shift_sums(message, X):
+    """A client's part of the input shift of layer ``message.pending_shift``.
+
+    Parameters
+    ----------
+    message : GlobalMessage
+        The server's broadcast, with a pending shift.
+    X : array-like of shape (n_samples, n_features)
+        The client's inputs.
+
+    Returns
+    -------
+    n_samples : int
+        Number of local samples.
+    sums : ndarray of shape (n_inputs,)
+        Sum over the local samples of the layer's mean inputs under the global
+        posterior (the data for layer 0); only these aggregates leave the client.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_tdamp import EMTDAMPClassifier
+    >>> from sk_tdamp.federated import client_shift_sums, initial_message, server_shift_step
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 3)) + 5.0
+    >>> msg = initial_message(EMTDAMPClassifier(hidden_layer_sizes=(4,), random_state=0),
+    ...                       n_features=3, n_samples=40, classes=[0, 1])
+    >>> while msg.pending_shift is not None:
+    ...     msg = server_shift_step(msg, [client_shift_sums(msg, X[k::2]) for k in range(2)])
+    >>> bool(np.allclose(msg.state.layers[0].mu, X.mean(axis=0)))
+    True
+    """
+    layer = message.pending_shift
+    if layer is None:
+        raise ValueError("The message has no pending input shift.")
+    est = _estimator_from_message(message)
+    X = validate_data(est, X, reset=False, dtype=np.float64)
+    return X.shape[0], layer_input_sums(X, message.state.layers, est.activation, layer)
+
+
+def server_shift_step(message, client_sums):
+    """Set the input shift of layer ``message.pending_shift`` from the clients' sums.
+
+    Parameters
+    ----------
+    message : GlobalMessage
+        The message the clients answered.
+    client_sums : sequence of (int, ndarray)
+        The outputs of :func:`client_shift_sums`.
+
+    Returns
+    -------
+    message : GlobalMessage
+        A copy with the layer's shift ``mu = sum(sums) / sum(n_samples)`` (the mean over
+        the pooled data; the round counter is unchanged). Examples are in
+        :func:`client_shift_sums`.
+    """
+    layer = message.pending_shift
+    if layer is None:
+        raise ValueError("The message has no pending input shift.")
+    client_sums = list(client_sums)
+    if not client_sums:
+        raise ValueError("client_sums is empty.")
+    n_in = message.state.layers[layer].n_in
+    total_n, total = 0, np.zeros(n_in)
+    for n, sums in client_sums:
+        sums = np.asarray(sums, dtype=np.float64)
+        if sums.shape != (n_in,):
+            raise ValueError(f"Layer {layer} has {n_in} inputs; a client sent sums of "
+                             f"shape {sums.shape}.")
+        total_n += int(n)
+        total += sums
+    if total_n < 1:
+        raise ValueError("The clients hold no samples.")
+    state = message.state.copy()
+    state.layers[layer].mu = total / total_n
+    return dataclasses.replace(message, state=state)
 
 
 def _aggregate(message, local_messages):
@@ -870,6 +973,12 @@ def _fit_federated(est, X, Y, client_ids):
     labels, inverse = np.unique(client_ids, return_inverse=True)
     members = [np.flatnonzero(inverse == k) for k in range(labels.size)]
     est._average = None  # the fitted model is the last server posterior
+    message = _message_from_estimator(est, X.shape[0])
+    while message.pending_shift is not None:  # centering: pool the shifts first
+        sums = Parallel(n_jobs=est.n_jobs)(
+            delayed(client_shift_sums)(message, X[idx]) for idx in members)
+        message = server_shift_step(message, sums)
+    est._state = message.state
     for _ in range(est.max_iter):
         message = _message_from_estimator(est, X.shape[0])
         orders = [_draw_orders(est._rng, idx.size, est.local_epochs) if est.shuffle

@@ -25,9 +25,11 @@ from sk_tdamp.federated import (
     ClientSkippedWarning,
     GlobalMessage,
     LocalMessage,
+    client_shift_sums,
     client_step,
     initial_message,
     partition_clients,
+    server_shift_step,
     server_step,
     to_estimator,
 )
@@ -92,6 +94,14 @@ def test_deployment_primitives_through_npz_reproduce_the_simulation(Est, data):
     else:
         msg = initial_message(Est(**params), X.shape[1], X.shape[0], y_mean=[y.mean()],
                               y_scale=[y.std()])
+    # centering (the classifier's default): the clients pool each layer's input mean
+    assert (msg.pending_shift is None) == (Est is EMTDAMPRegressor)
+    while msg.pending_shift is not None:
+        buffer = io.BytesIO()
+        server_shift_step(msg, [client_shift_sums(msg, X[ids == k]) for k in range(3)]
+                          ).to_npz(buffer)
+        buffer.seek(0)
+        msg = GlobalMessage.from_npz(buffer)
     for _ in range(params["max_iter"]):
         local = []
         for k in range(3):
@@ -106,6 +116,40 @@ def test_deployment_primitives_through_npz_reproduce_the_simulation(Est, data):
     deployed = to_estimator(msg)
     _assert_same_model(sim, deployed)
     assert_array_equal(deployed.predict(X), sim.predict(X))
+
+
+@pytest.mark.parametrize("Est, data", CASES, ids=IDS)
+def test_pooled_input_shifts_equal_the_centralized_ones(Est, data):
+    # Each layer's shift is the mean of its inputs over the pooled data: three clients
+    # summing their parts give the shifts of a centralized fit (up to rounding).
+    X, y = data()
+    X = X + np.array([1.0, -2.0, 0.5, 3.0])  # inputs with a mean to remove
+    params = dict(SMALL, hidden_layer_sizes=(6, 5), max_iter=1, centering=True)
+    central = _fit(Est(**params), X, y)
+    fed = _fit(Est(**params), X, y, client_ids=np.arange(X.shape[0]) % 3)
+    assert_allclose(central.input_shifts_[0], X.mean(axis=0), rtol=1e-12)
+    for a, b in zip(central.input_shifts_, fed.input_shifts_):
+        assert np.all(a != 0)
+        assert_allclose(a, b, rtol=1e-12)
+
+
+def test_shift_exchange_rejects_invalid_input():
+    X, y = _classification()
+    msg = initial_message(EMTDAMPClassifier(**SMALL), 4, 90, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="has 4 inputs; a client sent sums of shape"):
+        server_shift_step(msg, [(90, np.zeros(3))])
+    with pytest.raises(ValueError, match="client_sums is empty"):
+        server_shift_step(msg, [])
+    with pytest.raises(ValueError, match="4 features"):
+        client_shift_sums(msg, X[:, :3])
+    while msg.pending_shift is not None:
+        msg = server_shift_step(msg, [client_shift_sums(msg, X)])
+    with pytest.raises(ValueError, match="no pending input shift"):
+        client_shift_sums(msg, X)
+    reg = initial_message(EMTDAMPRegressor(**SMALL), 4, 90)  # no centering by default
+    assert reg.pending_shift is None
+    with pytest.raises(ValueError, match="no pending input shift"):
+        server_shift_step(reg, [(90, np.zeros(4))])
 
 
 @pytest.mark.parametrize("power", [0.0, 0.5, 1.0])
@@ -293,6 +337,10 @@ def test_messages_round_trip_through_npz_and_pickle():
     clf = EMTDAMPClassifier(hidden_layer_sizes=(5,), target_density=0.6, random_state=0)
     msg = initial_message(clf, 4, 90, classes=["x", "y", "z"])
     labels = np.array(["x", "y", "z"])[y]
+    with pytest.raises(ValueError, match="input shift of layer 0 is not set"):
+        client_step(msg, X, labels)
+    while msg.pending_shift is not None:
+        msg = server_shift_step(msg, [client_shift_sums(msg, X)])
     msg = server_step(msg, [client_step(msg, X, labels, random_state=0, client="site-1")])
     local = client_step(msg, X[:40], labels[:40], random_state=0, client="site-1")
     for message in (msg, local):
@@ -309,6 +357,9 @@ def test_messages_round_trip_through_npz_and_pickle():
         for key in flat:
             assert_array_equal(again[key], flat[key])
         assert message.nbytes == sum(a.nbytes for a in flat.values())
+    # The input shifts travel in the global message only (the clients never change them).
+    assert all(la.mu is not None for la in msg.state.layers)
+    assert all("mu" not in arrays for arrays in local.layers)
     # Under a target density the pruned groups' moments are exactly zero: they stay home.
     assert msg.compact_nbytes() < msg.nbytes
     assert local.client == "site-1" and local.round == 1

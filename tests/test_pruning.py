@@ -44,10 +44,18 @@ def _mlp_forward(X, coefs, intercepts, activation):
     return h
 
 
-def _core_layers(coefs, intercepts, coefs_var, intercepts_var):
-    """Public ``(n_in, n_out)`` arrays back to the core's ``(m, c)`` with bias column."""
-    return [(np.column_stack([W.T, b]), np.column_stack([cW.T, cb]))
-            for W, b, cW, cb in zip(coefs, intercepts, coefs_var, intercepts_var)]
+def _core_layers(coefs, intercepts, coefs_var, intercepts_var, shifts=None):
+    """Public ``(n_in, n_out)`` arrays back to the core's ``(m, c, mu)``, bias last.
+
+    With input shifts ``mu`` the core's bias is that of the centered layer,
+    ``b' = b + mu W`` with variance ``c_b - mu^2 c_W`` (the public intercept is
+    ``b' - mu W``, whose marginal variance adds ``mu^2 c_W``).
+    """
+    if shifts is None:
+        shifts = [np.zeros(W.shape[0]) for W in coefs]
+    return [(np.column_stack([W.T, b + mu @ W]), np.column_stack([cW.T, cb - mu**2 @ cW]),
+             mu)
+            for W, b, cW, cb, mu in zip(coefs, intercepts, coefs_var, intercepts_var, shifts)]
 
 
 def _assert_something_pruned(est):
@@ -56,10 +64,11 @@ def _assert_something_pruned(est):
     assert sum(n_kept) < sum(n_total), "the test needs at least one pruned group"
 
 
+@pytest.mark.parametrize("centering", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "identity"])
-def test_pruned_regressor_predicts_like_the_full_network(activation):
+def test_pruned_regressor_predicts_like_the_full_network(activation, centering):
     X, y = _data()
-    reg = _fit(EMTDAMPRegressor(**PRUNED, activation=activation), X, y)
+    reg = _fit(EMTDAMPRegressor(**PRUNED, activation=activation, centering=centering), X, y)
     _assert_something_pruned(reg)
     assert reg.n_neurons_kept_ == [5, 3]
     assert reg.n_features_kept_ == 3
@@ -71,8 +80,10 @@ def test_pruned_regressor_predicts_like_the_full_network(activation):
     assert_allclose(compact, full, rtol=1e-12, atol=1e-12)
 
     # Moment propagation of the compact (m, c) reproduces predict and return_std.
+    assert any(np.any(mu != 0) for mu in reg.input_shifts_) == centering
     layers = _core_layers(reg.pruned_coefs_, reg.pruned_intercepts_,
-                          reg.pruned_coefs_var_, reg.pruned_intercepts_var_)
+                          reg.pruned_coefs_var_, reg.pruned_intercepts_var_,
+                          reg.pruned_input_shifts_)
     omega, V = forward_moments(Xk, layers, activation)
     mean, std = reg.predict(X, return_std=True)
     assert_allclose(omega.ravel(), mean, rtol=1e-12, atol=1e-12)
@@ -93,8 +104,10 @@ def test_pruned_classifier_predicts_like_the_full_network():
     full = _mlp_forward(X, clf.coefs_, clf.intercepts_, "relu")
     compact = _mlp_forward(Xk, clf.pruned_coefs_, clf.pruned_intercepts_, "relu")
     assert_allclose(compact, full, rtol=1e-12, atol=1e-12)
+    assert any(np.any(mu != 0) for mu in clf.input_shifts_)  # centered (the default)
     layers = _core_layers(clf.pruned_coefs_, clf.pruned_intercepts_,
-                          clf.pruned_coefs_var_, clf.pruned_intercepts_var_)
+                          clf.pruned_coefs_var_, clf.pruned_intercepts_var_,
+                          clf.pruned_input_shifts_)
     omega, V = forward_moments(Xk, layers, "relu")
     omega_full, V_full = forward_moments(X, clf._final, "relu")
     assert_allclose(omega, omega_full, rtol=1e-12, atol=1e-12)

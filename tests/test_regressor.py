@@ -435,3 +435,46 @@ def test_auto_turbo_settings_are_the_documented_values(Est, n_turbo_iter, dampin
     # damping="auto" follows the number of turbo iterations
     assert (Est(n_turbo_iter=1)._turbo_settings(), Est(n_turbo_iter=3)._turbo_settings()) \
         == ((1, 0.5), (3, 0.8))
+
+
+@pytest.mark.parametrize("Est, prior_variance, centering", [(EMTDAMPRegressor, 1.0, False),
+                                                             (EMTDAMPClassifier, 16.0, True)])
+def test_auto_prior_and_centering_are_the_documented_values(Est, prior_variance, centering):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 3)) + 2.0
+    y = X[:, 0] + 0.1 * rng.normal(size=60)
+    if Est is EMTDAMPClassifier:
+        y = (y > 2.0).astype(int)
+    params = dict(hidden_layer_sizes=(5,), max_iter=3, batch_size=16, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = Est(**params).fit(X, y)
+        explicit = Est(prior_variance=prior_variance, centering=centering, **params).fit(X, y)
+        other = Est(centering=not centering, **params).fit(X, y)
+    assert auto.get_params()["prior_variance"] == auto.get_params()["centering"] == "auto"
+    assert auto.loss_curve_ == explicit.loss_curve_
+    assert_array_equal(auto.coefs_[0], explicit.coefs_[0])
+    assert auto.loss_curve_ != other.loss_curve_
+    assert_allclose(auto.prior_variances_, prior_variance / np.array([3, 5]))
+    assert np.any(auto.input_shifts_[0] != 0) == centering
+
+
+def test_input_shifts_are_set_by_the_first_fit_and_kept_by_later_ones():
+    X, y = _data()
+    X = X + 5.0
+    reg = EMTDAMPRegressor(centering=True, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.partial_fit(X, y)
+        shifts = [mu.copy() for mu in reg.input_shifts_]
+        assert_allclose(shifts[0], X.mean(axis=0), rtol=1e-12)
+        assert np.all(shifts[1] > 0)  # mean ReLU activations of the initial network
+        reg.partial_fit(X[:20] + 1.0, y[:20])  # other data: same shifts
+        for a, b in zip(shifts, reg.input_shifts_):
+            assert_array_equal(a, b)
+        reg.set_params(warm_start=True).fit(X[20:], y[20:])
+        for a, b in zip(shifts, reg.input_shifts_):
+            assert_array_equal(a, b)
+        # a new fit starts over: shifts of its own data
+        reg.set_params(warm_start=False).fit(X[20:], y[20:])
+    assert_allclose(reg.input_shifts_[0], X[20:].mean(axis=0), rtol=1e-12)

@@ -7,7 +7,8 @@ over a minibatch. Per layer (0-based index ``l``: input ``u_l``, output ``z_{l+1
 symbol     meaning                                                shape
 =========  =====================================================  ===============
 xa, Da     mean and variance of the layer input u_l, augmented   (B, N_in+1)
-           with the constant bias input (xa[:, -1] = 1, Da[:, -1] = 0)
+           with the constant bias input (xa[:, -1] = 1, Da[:, -1] = 0);
+           with an input shift mu, xa holds the centered mean xh - mu
 m, c       weight posterior mean and variance (bias last column)   (N_out, N_in+1)
 omega, V   forward message N(omega, V) on z_{l+1}                  (B, N_out)
 g, Gam     d log Z / d omega and -d^2 log Z / d omega^2            (B, N_out)
@@ -126,13 +127,18 @@ def weight_evidence(xa, Da, g, Gam, m):
     return H, G
 
 
-def backward_message(xa, g, Gam, m, c):
+def backward_message(xa, g, Gam, m, c, mu=None):
     """Message ``(Am, Bm)`` from a layer to its inputs (ALGORITHM.md 5.2).
 
     ``Am = sum_k [(m^2 + c) Gam - c g^2]`` clipped at 0 and
     ``Bm = sum_k m g + xh min(S, Am)`` with ``S = sum_k m^2 Gam``: ``Bm - xh Am`` is the
     gradient of ``sum_k log Z_k`` in the input means, keeping its part through ``V``
     only where it pulls an input toward 0 (see the module notes).
+
+    With shifted inputs (``mu``, the layer computes ``m [u - mu; 1]`` and ``xa`` holds
+    ``xh - mu``), the same message is formed in the centered input ``u - mu`` (the pull
+    through ``V`` is toward ``mu``) and returned as a message on ``u``: ``Bm`` gains
+    ``Am mu``.
 
     Returns
     -------
@@ -142,4 +148,6 @@ def backward_message(xa, g, Gam, m, c):
     Am = S + ((Gam - g * g) @ c)[:, :-1]
     np.maximum(Am, 0.0, out=Am)
     Bm = (g @ m)[:, :-1] + xa[:, :-1] * np.minimum(S, Am)
+    if mu is not None:
+        Bm += Am * mu
     return Am, Bm

@@ -6,14 +6,50 @@ from ._activations import ACTIVATIONS
 from ._damp import augment, forward_layer
 
 
+def _layer_parts(la):
+    """``(m, c, mu)`` of a LayerState or of an ``(m, c)`` / ``(m, c, mu)`` tuple."""
+    if hasattr(la, "m"):
+        return la.m, la.c, la.mu
+    return (*la, None)[:3]
+
+
+def _centered(xa, mu):
+    """``xa`` with ``mu`` subtracted from its non-bias columns (a new array)."""
+    if mu is None:
+        return xa
+    xa = xa.copy()
+    xa[:, :-1] -= mu
+    return xa
+
+
+def _propagate(X, layers, activation, depth):
+    """Moments ``(xa, Da)`` of the (uncentered, augmented) input of layer ``depth``.
+
+    Layers ``0 .. depth - 1`` are applied with their shifts; ``depth = len(layers)``
+    returns the output pre-activations ``(omega, V)`` instead.
+    """
+    act = ACTIVATIONS[activation]
+    xa, Da = augment(X)
+    L = len(layers)
+    for l in range(depth):
+        m, c, mu = _layer_parts(layers[l])
+        omega, V = forward_layer(_centered(xa, mu), Da, m, c)
+        if l == L - 1:
+            return omega, V
+        xa, Da = augment(*act(omega, V, 0.0, 0.0)[:2])
+    return xa, Da
+
+
 def forward_moments(X, layers, activation):
     """Mean and variance ``(omega, V)`` of the output pre-activations for inputs ``X``.
 
     Parameters
     ----------
     X : ndarray of shape (n, N_0)
-    layers : list of LayerState or of (m, c) pairs
-        Weight posterior per layer, bias in the last column.
+    layers : list of LayerState or of (m, c) or (m, c, mu) tuples
+        Weight posterior per layer, bias in the last column; ``mu`` (optional, shape
+        ``(N_in,)``) is the shift of the layer's inputs (the layer computes
+        ``m [u - mu; 1]``, see :func:`layer_input_sums`).
     activation : str
         Key of ``ACTIVATIONS``.
 
@@ -28,16 +64,53 @@ def forward_moments(X, layers, activation):
     >>> omega, V = forward_moments(np.array([[1.0], [3.0]]), [(m, c)], "identity")
     >>> omega.ravel().tolist(), V.ravel().tolist()
     ([3.0, 7.0], [0.5, 4.5])
+    >>> omega, V = forward_moments(np.array([[1.0], [3.0]]), [(m, c, np.array([2.0]))],
+    ...                            "identity")
+    >>> omega.ravel().tolist(), V.ravel().tolist()
+    ([-1.0, 3.0], [0.5, 0.5])
     """
-    act = ACTIVATIONS[activation]
-    xa, Da = augment(X)
-    L = len(layers)
-    for l, la in enumerate(layers):
-        m, c = (la.m, la.c) if hasattr(la, "m") else la
-        omega, V = forward_layer(xa, Da, m, c)
-        if l < L - 1:
-            xa, Da = augment(*act(omega, V, 0.0, 0.0)[:2])
-    return omega, V
+    return _propagate(X, layers, activation, len(layers))
+
+
+def layer_input_sums(X, layers, activation, depth, chunk_size=4096):
+    """Sum over the rows of ``X`` of the mean input of layer ``depth``.
+
+    The inputs of layer 0 are the data; those of a hidden layer are the means of its
+    activations under the current posterior of the layers before it (their shifts
+    included), propagated as at prediction. Divided by the number of rows this is the
+    shift ``mu`` that centers the layer's inputs (doc/algorithm.rst, "Centered layer
+    inputs"); the sum (rather than the mean) lets federated clients pool it exactly.
+    ``X`` is processed in chunks of ``chunk_size`` rows, so memory does not grow with
+    the number of rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, N_0)
+    layers : list of LayerState or of (m, c) or (m, c, mu) tuples
+    activation : str
+    depth : int
+        Index of the layer whose inputs are summed, ``0 <= depth < len(layers)``.
+    chunk_size : int, default=4096
+
+    Returns
+    -------
+    sums : ndarray of shape (N_depth,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.array([[1.0, 0.0]]); c = np.zeros((1, 2))
+    >>> X = np.array([[-1.0], [3.0]])
+    >>> layer_input_sums(X, [(m, c), (m, c)], "identity", 0).tolist()
+    [2.0]
+    >>> layer_input_sums(X, [(m, c, np.array([1.0])), (m, c)], "identity", 1).tolist()
+    [0.0]
+    """
+    total = np.zeros(_layer_parts(layers[depth])[0].shape[1] - 1)
+    for start in range(0, X.shape[0], chunk_size):
+        xa = _propagate(X[start:start + chunk_size], layers, activation, depth)[0]
+        total += xa[:, :-1].sum(axis=0)
+    return total
 
 
 def one_pass_variance(c, sigma2, bias_var, memory):

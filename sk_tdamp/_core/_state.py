@@ -18,6 +18,9 @@ keep       forced support (target density)        (N_in,) bool or None
 H0, G0     initialization pseudo-evidence, part   (N_out, N_in + 1)
            of (Hp, Gp) that belongs to the slab
            prior rather than to the data
+mu         shift of the layer's inputs (None:     (N_in,) or None
+           unshifted): the layer computes
+           m [u - mu; 1], fixed once set
 =========  ====================================  ======================
 """
 
@@ -41,6 +44,7 @@ class LayerState:
     keep: np.ndarray | None = None
     H0: np.ndarray | None = None
     G0: np.ndarray | None = None
+    mu: np.ndarray | None = None
 
     @property
     def n_in(self):
@@ -57,6 +61,7 @@ class LayerState:
             grouped=self.grouped, keep=None if self.keep is None else self.keep.copy(),
             H0=None if self.H0 is None else self.H0.copy(),
             G0=None if self.G0 is None else self.G0.copy(),
+            mu=None if self.mu is None else self.mu.copy(),
         )
 
 

@@ -126,6 +126,8 @@ def _forward_sweep(state, cfg, msgs):
         msgs["omega"][l], msgs["V"][l] = omega, V
         if l < L - 1:
             xn, Dn = augment(*act(omega, V, msgs["Am"][l + 1], msgs["Bm"][l + 1])[:2])
+            if state.layers[l + 1].mu is not None:  # centered inputs (before damping)
+                xn[:, :-1] -= state.layers[l + 1].mu
             if xa[l + 1] is not None:  # second and later sweeps: damp
                 xn = psi * xa[l + 1] + (1.0 - psi) * xn
                 Dn = psi * Da[l + 1] + (1.0 - psi) * Dn
@@ -149,7 +151,7 @@ def _backward_sweep(y, state, cfg, msgs):
         H[l], G[l] = weight_evidence(msgs["xa"][l], msgs["Da"][l], g, Gam, la.m)
         if l > 0:
             msgs["Am"][l], msgs["Bm"][l] = backward_message(
-                msgs["xa"][l], g, Gam, la.m, la.c)
+                msgs["xa"][l], g, Gam, la.m, la.c, la.mu)
     return H, G, out
 
 
@@ -179,6 +181,8 @@ def minibatch_estep(x, y, state, cfg):
     L = len(state.layers)
     msgs = {k: [None] * L for k in ("xa", "Da", "omega", "V", "Am", "Bm", "g")}
     msgs["xa"][0] = augment(x)[0]
+    if state.layers[0].mu is not None:
+        msgs["xa"][0][:, :-1] -= state.layers[0].mu
     msgs["Am"] = [0.0] * L
     msgs["Bm"] = [0.0] * L
     # (H0, G0) change only between minibatches (PasP): their llr once per minibatch.

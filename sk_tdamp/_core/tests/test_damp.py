@@ -1,8 +1,10 @@
 """Module A and the turbo loop against closed forms."""
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 
+from sk_tdamp._core._activations import ACTIVATIONS
 from sk_tdamp._core._damp import (
     augment,
     backward_message,
@@ -11,6 +13,7 @@ from sk_tdamp._core._damp import (
     weight_evidence,
 )
 from sk_tdamp._core._mstep import GaussianVStats
+from sk_tdamp._core._predict import forward_moments, layer_input_sums
 from sk_tdamp._core._state import init_state
 from sk_tdamp._core._turbo import (
     TurboConfig,
@@ -74,30 +77,34 @@ def test_backward_message_clips_am_and_keeps_inward_self_term():
     assert_allclose(Bm, g @ W + xh * np.minimum(S, np.maximum(Am_raw, 0)), rtol=1e-12)
 
 
-def test_backward_self_term_follows_the_inward_part_of_the_variance_gradient():
+@pytest.mark.parametrize("shifted", [False, True])
+def test_backward_self_term_follows_the_inward_part_of_the_variance_gradient(shifted):
     # Truth by finite differences of one layer's log Z with a Gaussian output,
     # sum log N(y; omega, V + v), in the input means xh: Bm - xh Am must be the full
-    # gradient minus its part through V, plus that part where it pulls xh toward 0.
+    # gradient minus its part through V, plus that part where it pulls xh toward 0
+    # (toward the shift mu when the layer computes m [u - mu; 1]).
     # The residuals are mixed, so both branches occur.
     rng = np.random.default_rng(11)
     B, n_in, n_out, v = 6, 3, 2, 0.3
     xh, D = rng.normal(size=(B, n_in)), rng.uniform(0.2, 1.0, size=(B, n_in))
+    mu = rng.normal(size=n_in) if shifted else np.zeros(n_in)
     m, c = rng.normal(size=(n_out, n_in + 1)), rng.uniform(0.05, 0.5, size=(n_out, n_in + 1))
     y = rng.normal(size=(B, n_out)) * np.array([[0.1], [3.0]] * 3)
-    xa, Da = augment(xh, D)
+    xa, Da = augment(xh - mu, D)
     omega, V = forward_layer(xa, Da, m, c)
     g, Gam = (y - omega) / (V + v), 1.0 / (V + v)
 
     def logz(x_, omega_fixed=None):  # per sample: row n depends on xh[n] only
-        om, V_ = forward_layer(augment(x_, D)[0], Da, m, c)
+        om, V_ = forward_layer(augment(x_ - mu, D)[0], Da, m, c)
         om = om if omega_fixed is None else omega_fixed
         return -0.5 * np.sum(np.log(2 * np.pi * (V_ + v)) + (y - om) ** 2 / (V_ + v), axis=1)
 
     full = _finite_differences(logz, xh, 1e-6)[0]
     through_v = _finite_differences(lambda x_: logz(x_, omega), xh, 1e-6)[0]
-    assert (through_v * xh < -1e-6).any() and (through_v * xh > 1e-6).any()
-    Am, Bm = backward_message(xa, g, Gam, m, c)
-    inward = np.where(through_v * xh < 0, through_v, 0.0)
+    toward = through_v * (xh - mu) < 0  # pulls the input toward mu
+    assert toward.any() and (through_v * (xh - mu) > 1e-6).any()
+    Am, Bm = backward_message(xa, g, Gam, m, c, mu if shifted else None)
+    inward = np.where(toward, through_v, 0.0)
     assert_allclose(Bm - xh * Am, full - through_v + inward, atol=1e-6)
 
 
@@ -180,6 +187,60 @@ def test_linear_gaussian_correlated_design_mean_is_exact_at_fixed_point():
     prec = Xa.T @ Xa / v + np.diag([1 / sigma2] * d + [1e-6])
     exact = np.linalg.solve(prec, Xa.T @ y / v)
     assert_allclose(state.layers[0].m[0], exact, rtol=1e-5, atol=1e-7)
+
+
+def test_shifted_inputs_are_an_exact_reparametrization_of_linear_regression():
+    # With input shift mu the layer computes m [x - mu; 1]. Under a flat bias prior the
+    # posterior over the fitted function does not depend on mu: the fixed-point mean is
+    # the exact posterior mean for the design [x - mu, 1], and its predictions equal
+    # those of the unshifted exact posterior.
+    rng = np.random.default_rng(8)
+    n, d, v, sigma2 = 80, 4, 0.5, 1.0
+    X = rng.normal(size=(n, d)) @ np.array([[1, .6, 0, 0], [0, 1, .5, 0],
+                                             [0, 0, 1, 0.3], [0, 0, 0, 1.]]) + 3.0
+    y = X @ rng.normal(size=d) + rng.normal(size=n)
+    mu = X.mean(axis=0)
+    state = _linear_state(d, sigma2, v)
+    state.layers[0].mu = mu
+    cfg = TurboConfig(activation="identity", likelihood="gaussian", n_sweeps=600,
+                      damping=0.7)
+    minibatch_estep(X, y[:, None], state, cfg)
+
+    def exact(design):
+        prec = design.T @ design / v + np.diag([1 / sigma2] * d + [1e-6])
+        return np.linalg.solve(prec, design.T @ y / v)
+
+    shifted = exact(np.hstack([X - mu, np.ones((n, 1))]))
+    assert_allclose(state.layers[0].m[0], shifted, rtol=1e-5, atol=1e-7)
+    plain = exact(np.hstack([X, np.ones((n, 1))]))
+    assert_allclose(shifted[:d], plain[:d], rtol=1e-5)
+    assert_allclose(shifted[d] - mu @ shifted[:d], plain[d], rtol=1e-5)
+    omega, _ = forward_moments(X, state.layers, "identity")
+    assert_allclose(omega[:, 0], X @ plain[:d] + plain[d], rtol=1e-5)
+
+
+def test_layer_input_sums_are_the_summed_activation_means_in_any_chunking():
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(50, 3)) + 1.0
+    state = init_state([3, 4, 2, 1], rng, prior_scale=2.0)
+    state.layers[0].mu = X.mean(axis=0)
+    # depth 1: the ReLU means of the first layer's (shifted) pre-activations
+    omega, V = forward_layer(augment(X - state.layers[0].mu)[0], None, state.layers[0].m,
+                             state.layers[0].c)
+    expected = ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[0].sum(axis=0)
+    for chunk_size in (1, 7, 4096):
+        assert_allclose(layer_input_sums(X, state.layers, "relu", 1, chunk_size),
+                        expected, rtol=1e-12)
+        assert_allclose(layer_input_sums(X, state.layers, "relu", 0, chunk_size),
+                        X.sum(axis=0), rtol=1e-12)
+    # depth 2 goes through layer 1 with its own shift
+    state.layers[1].mu = expected / X.shape[0]
+    omega, V = forward_layer(augment(*ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[:2])[0]
+                             - np.append(state.layers[1].mu, 0.0),
+                             augment(*ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[:2])[1],
+                             state.layers[1].m, state.layers[1].c)
+    assert_allclose(layer_input_sums(X, state.layers, "relu", 2, 13),
+                    ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[0].sum(axis=0), rtol=1e-12)
 
 
 def test_run_epoch_reduces_loss_on_a_linear_teacher():
