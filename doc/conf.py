@@ -148,7 +148,8 @@ def _benchmark_pages():
 
 _FEDERATED_NAMES = {
     "Simulation and experiments": ["partition_clients"],
-    "Deployment primitives": ["initial_message", "client_step", "server_step",
+    "Deployment primitives": ["initial_message", "client_shift_sums",
+                              "server_shift_step", "client_step", "server_step",
                               "to_estimator"],
     "Messages": ["GlobalMessage", "LocalMessage"],
     "Errors and warnings": ["ClientError", "ClientSkippedWarning"],

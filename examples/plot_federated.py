@@ -34,9 +34,11 @@ from sklearn.preprocessing import StandardScaler
 
 from sk_tdamp import EMTDAMPClassifier
 from sk_tdamp.federated import (
+    client_shift_sums,
     client_step,
     initial_message,
     partition_clients,
+    server_shift_step,
     server_step,
     to_estimator,
 )
@@ -66,6 +68,12 @@ def em_tdamp_federated(client_ids):
                                  random_state=0)
     message = initial_message(template, n_features=X_train.shape[1],
                               n_samples=X_train.shape[0], classes=classes)
+    # The classifier centers each layer's inputs: the clients first pool their means,
+    # one layer at a time (only a count and a sum per layer leave each client).
+    while message.pending_shift is not None:
+        message = server_shift_step(
+            message, [client_shift_sums(message, X_train[client_ids == k])
+                      for k in range(n_clients)])
     accuracy = []
     for round_ in range(n_rounds):
         local = [client_step(message, X_train[client_ids == k], y_train[client_ids == k],

@@ -20,7 +20,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core._mstep import VSTATS, rho_step, slab_variance_step, target_density_step
-from ._core._predict import forward_moments, layer_input_sums, one_pass_variance
+from ._core._predict import (
+    centering_rows,
+    forward_moments,
+    layer_input_sums,
+    one_pass_variance,
+)
 from ._core._state import init_state
 from ._core._turbo import PosteriorAverage, TurboConfig, run_epoch
 
@@ -155,11 +160,13 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         return self._auto_centering if self.centering == "auto" else bool(self.centering)
 
     def _center_layers(self, X):
-        """Set the shift ``mu`` of every layer's inputs: their mean over ``X``.
+        """Set the shift ``mu`` of every layer's inputs: their mean over (up to 8192
+        evenly spaced rows of) ``X``.
 
         Layer by layer, each one under the posterior of the layers before it, already
         centered (doc/algorithm.rst, "Centered layer inputs").
         """
+        X = centering_rows(X)
         for depth, la in enumerate(self._state.layers):
             la.mu = layer_input_sums(X, self._state.layers, self.activation,
                                      depth) / X.shape[0]
@@ -469,9 +476,9 @@ _PARAMS_DOC = """
         layers to break the symmetry between hidden neurons.
     centering : bool or "auto", default="auto"
         Whether every layer computes with centered inputs, ``W (u - mu) + b'``, with
-        ``mu`` the mean of the layer's inputs over the first fit's training data (the
-        data for the first layer, the activations of the initial network for the
-        others), fixed from then on. It is a reparametrization of the same network
+        ``mu`` the mean of the layer's inputs over the first fit's training data (at
+        most 8192 evenly spaced rows; the data for the first layer, the activations of
+        the initial network for the others), fixed from then on. It is a reparametrization of the same network
         (the prior sits on ``b'`` instead of ``b``) that removes the common mode of
         non-negative inputs from the parallel weight updates of the message passing.
         ``"auto"`` is True for :class:`EMTDAMPClassifier` (without it, prior variances

@@ -58,7 +58,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_consistent_length, column_or_1d, validate_data
 
 from ._core._mstep import VSTATS
-from ._core._predict import layer_input_sums
+from ._core._predict import centering_rows, layer_input_sums
 from ._core._state import LayerState, NetworkState
 from ._core._turbo import forgetting_factor, run_epoch
 from ._estimators import EMTDAMPClassifier, EMTDAMPRegressor
@@ -770,6 +770,8 @@ def client_shift_sums(message, X):
     sums : ndarray of shape (n_inputs,)
         Sum over the local samples of the layer's mean inputs under the global
         posterior (the data for layer 0); only these aggregates leave the client.
+        A client with more than 8192 samples uses 8192 evenly spaced ones, as a
+        centralized fit does (so that a one-client federation is the centralized fit).
 
     Examples
     --------
@@ -789,7 +791,7 @@ def client_shift_sums(message, X):
     if layer is None:
         raise ValueError("The message has no pending input shift.")
     est = _estimator_from_message(message)
-    X = validate_data(est, X, reset=False, dtype=np.float64)
+    X = centering_rows(validate_data(est, X, reset=False, dtype=np.float64))
     return X.shape[0], layer_input_sums(X, message.state.layers, est.activation, layer)
 
 

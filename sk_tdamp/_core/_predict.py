@@ -72,6 +72,23 @@ def forward_moments(X, layers, activation):
     return _propagate(X, layers, activation, len(layers))
 
 
+def centering_rows(X, max_rows=8192):
+    """The rows of ``X`` whose inputs set the layer shifts: at most ``max_rows``,
+    evenly spaced (every ``ceil(n / max_rows)``-th row, from the first).
+
+    A shift only needs to be near the inputs' mean; on Fashion-MNIST (60,000 rows,
+    784-300-100-10) the exact mean costs about half an epoch of training.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> centering_rows(np.arange(10.0)[:, None], max_rows=4).ravel().tolist()
+    [0.0, 3.0, 6.0, 9.0]
+    """
+    step = -(-X.shape[0] // max_rows)
+    return X[::step]
+
+
 def layer_input_sums(X, layers, activation, depth, chunk_size=4096):
     """Sum over the rows of ``X`` of the mean input of layer ``depth``.
 
