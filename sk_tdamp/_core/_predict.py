@@ -89,7 +89,7 @@ def centering_rows(X, max_rows=8192):
     return X[::step]
 
 
-def layer_input_sums(X, layers, activation, depth, chunk_size=4096):
+def layer_input_sums(X, layers, activation, depth, chunk_size=256):
     """Sum over the rows of ``X`` of the mean input of layer ``depth``.
 
     The inputs of layer 0 are the data; those of a hidden layer are the means of its
@@ -107,7 +107,7 @@ def layer_input_sums(X, layers, activation, depth, chunk_size=4096):
     activation : str
     depth : int
         Index of the layer whose inputs are summed, ``0 <= depth < len(layers)``.
-    chunk_size : int, default=4096
+    chunk_size : int, default=256
 
     Returns
     -------
