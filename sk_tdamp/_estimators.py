@@ -478,9 +478,10 @@ _PARAMS_DOC = """
         Whether every layer computes with centered inputs, ``W (u - mu) + b'``, with
         ``mu`` the mean of the layer's inputs over the first fit's training data (at
         most 8192 evenly spaced rows; the data for the first layer, the activations of
-        the initial network for the others), fixed from then on. It is a reparametrization of the same network
-        (the prior sits on ``b'`` instead of ``b``) that removes the common mode of
-        non-negative inputs from the parallel weight updates of the message passing.
+        the initial network for the others), fixed from then on. It is a
+        reparametrization of the same network (the prior sits on ``b'`` instead of
+        ``b``) that removes the common mode of non-negative inputs from the parallel
+        weight updates of the message passing.
         ``"auto"`` is True for :class:`EMTDAMPClassifier` (without it, prior variances
         above about 4 diverge in the first epoch) and False for
         :class:`EMTDAMPRegressor` (Boston: test RMSE 2.95 with it against 2.83).
