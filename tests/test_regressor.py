@@ -478,3 +478,22 @@ def test_input_shifts_are_set_by_the_first_fit_and_kept_by_later_ones():
         # a new fit starts over: shifts of its own data
         reg.set_params(warm_start=False).fit(X[20:], y[20:])
     assert_allclose(reg.input_shifts_[0], X[20:].mean(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("hidden, expected", [((), 16.0), ((4,), 16.0), ((4, 3), 16.0),
+                                              ((4, 3, 3), 1.0), ((4, 3, 3, 2), 1.0)])
+def test_classifier_auto_prior_variance_narrows_for_deep_networks(hidden, expected):
+    # 16 trains 784-300-100-10 faster; with three hidden layers 3 and more diverged
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    params = dict(hidden_layer_sizes=hidden, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = EMTDAMPClassifier(**params).fit(X, y)
+        reg = EMTDAMPRegressor(**params).fit(X, X[:, 0])
+        fixed = EMTDAMPClassifier(prior_variance=2.5, **params).fit(X, y)
+    fan_in = np.array([3, *hidden])
+    assert_allclose(clf.prior_variances_ * fan_in, expected)
+    assert_allclose(reg.prior_variances_ * fan_in, 1.0)
+    assert_allclose(fixed.prior_variances_ * fan_in, 2.5)
