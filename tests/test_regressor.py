@@ -414,24 +414,40 @@ def test_posterior_average_is_a_read_out_of_the_same_chain(Est):
     assert not np.allclose(last.coefs_[0], avg.coefs_[0])
 
 
-@pytest.mark.parametrize("Est, n_turbo_iter, damping", [(EMTDAMPRegressor, 2, 0.8),
-                                                         (EMTDAMPClassifier, 1, 0.5)])
-def test_auto_turbo_settings_are_the_documented_values(Est, n_turbo_iter, damping):
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(60, 3))
-    y = X[:, 0] + 0.1 * rng.normal(size=60)
-    if Est is EMTDAMPClassifier:
-        y = (y > 0).astype(int)
+def _auto_explicit_other(Est, X, y, explicit, other):
+    """Fits with the "auto" defaults, with ``explicit`` values, and with ``other`` ones.
+
+    Asserts that "auto" is what ``explicit`` sets (same objective and weights) and that
+    ``other`` changes the fit; returns the three estimators.
+    """
     params = dict(hidden_layer_sizes=(5,), max_iter=3, batch_size=16, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         auto = Est(**params).fit(X, y)
-        explicit = Est(n_turbo_iter=n_turbo_iter, damping=damping, **params).fit(X, y)
-        other = Est(n_turbo_iter=3 - n_turbo_iter, **params).fit(X, y)
-    assert auto.get_params()["n_turbo_iter"] == auto.get_params()["damping"] == "auto"
-    assert auto.loss_curve_ == explicit.loss_curve_
-    assert_array_equal(auto.coefs_[0], explicit.coefs_[0])
-    assert auto.loss_curve_ != other.loss_curve_
+        fixed = Est(**explicit, **params).fit(X, y)
+        changed = Est(**other, **params).fit(X, y)
+    assert all(auto.get_params()[name] == "auto" for name in explicit)
+    assert auto.loss_curve_ == fixed.loss_curve_
+    assert_array_equal(auto.coefs_[0], fixed.coefs_[0])
+    assert auto.loss_curve_ != changed.loss_curve_
+    return auto, fixed, changed
+
+
+def _auto_data(Est, shift):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3)) + shift
+    y = X[:, 0] + 0.1 * rng.normal(size=60)
+    if Est is EMTDAMPClassifier:
+        y = (y > shift).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("Est, n_turbo_iter, damping", [(EMTDAMPRegressor, 2, 0.8),
+                                                         (EMTDAMPClassifier, 1, 0.5)])
+def test_auto_turbo_settings_are_the_documented_values(Est, n_turbo_iter, damping):
+    X, y = _auto_data(Est, 0.0)
+    _auto_explicit_other(Est, X, y, dict(n_turbo_iter=n_turbo_iter, damping=damping),
+                         dict(n_turbo_iter=3 - n_turbo_iter))
     # damping="auto" follows the number of turbo iterations
     assert (Est(n_turbo_iter=1)._turbo_settings(), Est(n_turbo_iter=3)._turbo_settings()) \
         == ((1, 0.5), (3, 0.8))
@@ -440,21 +456,10 @@ def test_auto_turbo_settings_are_the_documented_values(Est, n_turbo_iter, dampin
 @pytest.mark.parametrize("Est, prior_variance, centering", [(EMTDAMPRegressor, 1.0, False),
                                                              (EMTDAMPClassifier, 16.0, True)])
 def test_auto_prior_and_centering_are_the_documented_values(Est, prior_variance, centering):
-    rng = np.random.default_rng(2)
-    X = rng.normal(size=(60, 3)) + 2.0
-    y = X[:, 0] + 0.1 * rng.normal(size=60)
-    if Est is EMTDAMPClassifier:
-        y = (y > 2.0).astype(int)
-    params = dict(hidden_layer_sizes=(5,), max_iter=3, batch_size=16, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        auto = Est(**params).fit(X, y)
-        explicit = Est(prior_variance=prior_variance, centering=centering, **params).fit(X, y)
-        other = Est(centering=not centering, **params).fit(X, y)
-    assert auto.get_params()["prior_variance"] == auto.get_params()["centering"] == "auto"
-    assert auto.loss_curve_ == explicit.loss_curve_
-    assert_array_equal(auto.coefs_[0], explicit.coefs_[0])
-    assert auto.loss_curve_ != other.loss_curve_
+    X, y = _auto_data(Est, 2.0)
+    auto, _, _ = _auto_explicit_other(
+        Est, X, y, dict(prior_variance=prior_variance, centering=centering),
+        dict(centering=not centering))
     assert_allclose(auto.prior_variances_, prior_variance / np.array([3, 5]))
     assert np.any(auto.input_shifts_[0] != 0) == centering
 
