@@ -13,15 +13,6 @@ def _layer_parts(la):
     return (*la, None)[:3]
 
 
-def _centered(xa, mu):
-    """``xa`` with ``mu`` subtracted from its non-bias columns (a new array)."""
-    if mu is None:
-        return xa
-    xa = xa.copy()
-    xa[:, :-1] -= mu
-    return xa
-
-
 def _propagate(X, layers, activation, depth):
     """Moments ``(xa, Da)`` of the (uncentered, augmented) input of layer ``depth``.
 
@@ -29,11 +20,13 @@ def _propagate(X, layers, activation, depth):
     returns the output pre-activations ``(omega, V)`` instead.
     """
     act = ACTIVATIONS[activation]
-    xa, Da = augment(X)
+    xa, Da = augment(X)  # fresh arrays, centered in place
     L = len(layers)
     for l in range(depth):
         m, c, mu = _layer_parts(layers[l])
-        omega, V = forward_layer(_centered(xa, mu), Da, m, c)
+        if mu is not None:
+            xa[:, :-1] -= mu
+        omega, V = forward_layer(xa, Da, m, c)
         if l == L - 1:
             return omega, V
         xa, Da = augment(*act(omega, V, 0.0, 0.0)[:2])
