@@ -596,8 +596,7 @@ def write_report(results, args, command, path):
              "share the machine's load.", "",
              "EM-TDAMP parameters: " + ", ".join(
                  f"{k}={v!r}" for k, v in sorted(results["em_params"].items()))
-             + (" ('auto' resolved: n_turbo_iter={}, damping={})".format(
-                 *results["em_turbo"]) if "em_turbo" in results else "")
+             + _turbo_text(results.get("em_turbo"))
              + ". MLP parameters: " + ", ".join(
                  f"{k}={v!r}" for k, v in sorted(results["mlp_params"].items())) + ".", ""]
     for name, res in results["datasets"].items():
@@ -702,6 +701,17 @@ def render(json_path, out):
     write_report(results, args, results["command"], Path(out))
 
 
+def _turbo_text(turbo):
+    """The resolved turbo settings: ``[n, damping]`` (older results) or first / later."""
+    if not turbo:
+        return ""
+    if not isinstance(turbo[0], list):
+        return " ('auto' resolved: n_turbo_iter={}, damping={})".format(*turbo)
+    (n1, d1), (n, d) = turbo
+    return (f" ('auto' resolved: n_turbo_iter={n1}, damping={d1} in the first epoch, "
+            f"{n}, {d} after)")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = complete_args(build_parser().parse_args(argv))
@@ -711,7 +721,8 @@ def main(argv=None):
     command = " ".join(["python benchmarks/classification.py", *map(shlex.quote, argv)])
     results = dict(command=command, environment=environment(args), datasets={},
                    skipped=[], em_params=make_em(args).get_params(),
-                   em_turbo=list(make_em(args)._turbo_settings()),
+                   em_turbo=[list(make_em(args)._turbo_settings(first))
+                             for first in (True, False)],
                    mlp_params=make_mlp(args).get_params())
     out = Path(args.out)
     dense_mlp = None

@@ -140,11 +140,15 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                 f"{self.hidden_layer_sizes!r}.")
         return [int(s) for s in sizes]
 
-    def _turbo_settings(self):
-        """``(n_turbo_iter, damping)`` with ``"auto"`` resolved (see the parameter docs)."""
+    def _turbo_settings(self, first_pass=False):
+        """``(n_turbo_iter, damping)`` of one epoch, ``"auto"`` resolved (parameter docs).
+
+        ``first_pass``: the epoch is the first pass over the data (``n_iter_ == 0``: the
+        first epoch of ``fit`` or the first ``partial_fit``, the first federated round).
+        """
         n_sweeps = self.n_turbo_iter
         if n_sweeps == "auto":
-            n_sweeps = self._auto_turbo_iter
+            n_sweeps = self._auto_turbo_iter[0 if first_pass else 1]
         damping = self.damping
         if damping == "auto":
             damping = 0.5 if n_sweeps == 1 else 0.8
@@ -174,8 +178,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             la.mu = layer_input_sums(X, self._state.layers, self.activation,
                                      depth) / X.shape[0]
 
-    def _turbo_config(self):
-        n_sweeps, damping = self._turbo_settings()
+    def _turbo_config(self, first_pass=False):
+        n_sweeps, damping = self._turbo_settings(first_pass)
         return TurboConfig(activation=self.activation, likelihood=self._likelihood,
                            n_sweeps=n_sweeps, damping=damping)
 
@@ -238,7 +242,6 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         return self
 
     def _run_epochs(self, X, Y, n_epochs, incremental):
-        cfg = self._turbo_config()
         batch_size = min(self.batch_size, X.shape[0])
         if self.posterior_average == 0:
             self._average = None
@@ -250,6 +253,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         for _ in range(n_epochs):
             vstats = VSTATS[self._likelihood]()
             rng = self._rng if self.shuffle else None
+            cfg = self._turbo_config(first_pass=self.n_iter_ == 0)
             with np.errstate(over="ignore", invalid="ignore"):
                 loss = run_epoch(X, Y, self._state, cfg, batch_size, self.pasp_memory,
                                  rng, vstats, average=self._average)
@@ -689,7 +693,7 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
     """
 
     _likelihood = "gaussian"
-    _auto_turbo_iter = 2
+    _auto_turbo_iter = (2, 2)  # first pass over the data, later passes
     _auto_prior_variance = (1.0, 1.0)  # up to two hidden layers, more
     _auto_centering = False
 
@@ -820,7 +824,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
     """
 
     _likelihood = "probit"
-    _auto_turbo_iter = 1
+    _auto_turbo_iter = (2, 1)  # first pass over the data, later passes
     _auto_prior_variance = (16.0, 1.0)  # up to two hidden layers, more
     _auto_centering = True
 

@@ -642,7 +642,7 @@ def _local_update(message, X, Y, orders, client=None):
     by about ``exp(-1 / E)`` (doc/algorithm.rst, "Federated learning").
     """
     est = _blank_estimator(message)
-    cfg = est._turbo_config()
+    cfg = est._turbo_config(first_pass=message.round == 0)
     state = message.state.copy()
     n = X.shape[0]
     batch_size = min(est.batch_size, n)

@@ -442,14 +442,26 @@ def _auto_data(Est, shift):
     return X, y
 
 
-@pytest.mark.parametrize("Est, n_turbo_iter, damping", [(EMTDAMPRegressor, 2, 0.8),
-                                                         (EMTDAMPClassifier, 1, 0.5)])
-def test_auto_turbo_settings_are_the_documented_values(Est, n_turbo_iter, damping):
+@pytest.mark.parametrize("Est, first, later", [(EMTDAMPRegressor, (2, 0.8), (2, 0.8)),
+                                                (EMTDAMPClassifier, (2, 0.8), (1, 0.5))])
+def test_auto_turbo_settings_are_the_documented_values(Est, first, later):
+    # "auto": `first` (n_turbo_iter, damping) in the first pass over the data, `later`
+    # afterwards; the same as switching explicit values between partial_fit calls
     X, y = _auto_data(Est, 0.0)
-    _auto_explicit_other(Est, X, y, dict(n_turbo_iter=n_turbo_iter, damping=damping),
-                         dict(n_turbo_iter=3 - n_turbo_iter))
+    params = dict(hidden_layer_sizes=(5,), batch_size=16, random_state=0)
+    kw = dict(classes=np.unique(y)) if Est is EMTDAMPClassifier else {}
+    auto = Est(**params)
+    manual = Est(n_turbo_iter=first[0], damping=first[1], **params)
+    constant = Est(n_turbo_iter=later[0], damping=later[1], **params)
+    for _ in range(3):
+        for est in (auto, manual, constant):
+            est.partial_fit(X, y, **kw)
+        manual.set_params(n_turbo_iter=later[0], damping=later[1])
+    assert auto.loss_curve_ == manual.loss_curve_
+    assert_array_equal(auto.coefs_[0], manual.coefs_[0])
+    assert (auto.loss_curve_ == constant.loss_curve_) == (first == later)
     # damping="auto" follows the number of turbo iterations
-    assert (Est(n_turbo_iter=1)._turbo_settings(), Est(n_turbo_iter=3)._turbo_settings()) \
+    assert (Est(n_turbo_iter=1)._turbo_settings(True), Est(n_turbo_iter=3)._turbo_settings()) \
         == ((1, 0.5), (3, 0.8))
 
 
