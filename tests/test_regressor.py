@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_tdamp import EMTDAMPClassifier, EMTDAMPRegressor
+from sk_tdamp.datasets import make_teacher_student
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, batch_size=16, random_state=0)
 
@@ -278,6 +279,42 @@ def test_convergence_stops_early_without_warning():
         warnings.simplefilter("error", ConvergenceWarning)
         reg.fit(X, y)
     assert reg.n_iter_ == 3
+
+
+def test_n_init_keeps_the_initialization_with_the_lowest_objective():
+    # Two-hidden-layer teacher whose target has no linear trend: from the first
+    # initialization the posterior collapses to a constant predictor (every input pruned)
+    X, y, teacher = make_teacher_student(
+        n_samples=1500, n_features=8, hidden_layer_sizes=(8, 6), density=0.5,
+        input_density=0.5, noise_std=0.1, random_state=4, return_teacher=True)
+    params = dict(hidden_layer_sizes=(8, 6), input_rho_init=0.5, max_iter=20,
+                  batch_size=64, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = EMTDAMPRegressor(**params).fit(X[:1000], y[:1000])
+        three = EMTDAMPRegressor(n_init=3, **params).fit(X[:1000], y[:1000])
+
+    def relative_mse(reg):
+        return np.mean((reg.predict(X[1000:]) - y[1000:]) ** 2) / teacher.noise_variance
+
+    assert one.n_features_kept_ == 0 and relative_mse(one) > 2.5
+    assert three.n_features_kept_ > 0 and relative_mse(three) < 1.2
+    assert three.loss_curve_[-1] < one.loss_curve_[-1] - 0.3
+    assert len(three.loss_curve_) == three.n_iter_
+
+
+def test_n_init_reports_the_kept_fit_only_and_partial_fit_ignores_it(capsys):
+    X, y = _data()
+    params = {**SMALL, "max_iter": 2, "n_init": 3}
+    with pytest.warns(ConvergenceWarning) as record:
+        EMTDAMPRegressor(verbose=True, **params).fit(X, y)
+    assert sum("maximum iterations" in str(w.message) for w in record) == 1
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("Initialization")] == [
+        "Initialization 1 of 3", "Initialization 2 of 3", "Initialization 3 of 3"]
+    a = EMTDAMPRegressor(**params).partial_fit(X, y)
+    b = EMTDAMPRegressor(**{**params, "n_init": 1}).partial_fit(X, y)
+    assert_array_equal(a.predict(X), b.predict(X))
 
 
 def test_score_is_r2():
