@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
@@ -130,6 +130,30 @@ def test_iris_training_accuracy():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
     assert clf.score(X, y) > 0.9
+
+
+def test_probit_temperature_is_learned_from_the_second_pass_on():
+    # The first pass's statistics come mostly from a near-random network; the classifier
+    # skips that M-step of v (the regressor does not).
+    X, y = load_iris(return_X_y=True)
+    clf = EMTDAMPClassifier(hidden_layer_sizes=(8,), batch_size=16, random_state=0)
+    clf.partial_fit(X, y, classes=np.unique(y))
+    assert clf.noise_variance_ == clf.noise_variance_init
+    clf.partial_fit(X, y)
+    assert clf.noise_variance_ != clf.noise_variance_init
+    assert clf.noise_variance_curve_[0] == clf.noise_variance_init
+
+
+def test_four_hidden_layers_train_on_digits():
+    # With the M-step of v after the first epoch, v fell to about 0.1 and this network
+    # diverged or stayed at chance (seeds 0-2); see doc/algorithm.rst
+    X, y = load_digits(return_X_y=True)
+    clf = EMTDAMPClassifier(hidden_layer_sizes=(100, 100, 100, 50), max_iter=10,
+                            random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X[:1200] / 16.0, y[:1200])
+    assert clf.score(X[1200:] / 16.0, y[1200:]) > 0.85
 
 
 def test_pickle_round_trip_predicts_identically():

@@ -317,6 +317,13 @@ def test_n_init_reports_the_kept_fit_only_and_partial_fit_ignores_it(capsys):
     assert_array_equal(a.predict(X), b.predict(X))
 
 
+def test_noise_variance_is_learned_from_the_first_pass_on():
+    X, y = _data()
+    reg = EMTDAMPRegressor(**SMALL).partial_fit(X, y)
+    initial = reg.noise_variance_init * np.mean(reg.y_scale_ ** 2)  # in units of y
+    assert not np.isclose(reg.noise_variance_, initial)
+
+
 def test_score_is_r2():
     X, y = _data()
     reg = _fit(X, y, max_iter=20)
