@@ -72,9 +72,9 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # Epochs before the rho M-step starts (ALGORITHM.md 5.6b: the initialization
     # pseudo-evidence otherwise reads as evidence against the slab).
     _rho_warmup = 2
-    # Epochs before the noise-variance M-step starts (1 for the classifier;
-    # doc/algorithm.rst, "Probit temperature after the first pass").
-    _v_warmup = 0
+    # Epochs before the noise-variance M-step starts, for networks with up to two hidden
+    # layers and with more (doc/algorithm.rst, "Probit temperature after the first pass").
+    _v_warmup = (0, 0)
     # fit() keeps the model of its best epoch when the training objective ends this many
     # nats per sample above its minimum: the PasP chain broke down (Fashion-MNIST after
     # about 35 epochs before the inward self term of the backward message,
@@ -326,7 +326,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
 
     def _m_step(self, vstats):
         state = self._state
-        if self.learn_noise_variance and self.n_iter_ > self._v_warmup:
+        warmup = self._v_warmup[0 if len(self._hidden_sizes()) <= 2 else 1]
+        if self.learn_noise_variance and self.n_iter_ > warmup:
             state.v = vstats.update(state.v)
         kappas = [self.input_target_density] + [self.target_density] * (
             len(state.layers) - 1)
@@ -526,11 +527,14 @@ _PARAMS_DOC = """
     noise_variance_init : float, default={v_default}
         Initial noise variance ``v`` of the likelihood{v_units}.
     learn_noise_variance : bool, default=True
-        Whether the M-step learns ``v``. :class:`EMTDAMPClassifier` skips the M-step of
-        ``v`` after the first pass over the data (the first update comes after the
-        second): the statistics of the first pass, gathered mostly by a near-random
-        network, drive the probit temperature far down (MNIST-5k with four hidden
-        layers: ``v`` 0.1 after one epoch, then divergence).
+        Whether the M-step learns ``v``. With more than two hidden layers,
+        :class:`EMTDAMPClassifier` skips the M-step of ``v`` after the first pass over
+        the data (the first update comes after the second): the statistics of that
+        pass, gathered mostly by a near-random network, drive the probit temperature
+        down and the network diverged (MNIST-5k with four hidden layers: ``v`` 0.14
+        after one epoch). With up to two hidden layers, whose wide prior gives large
+        outputs, the first update is needed (federated MNIST-5k with label skew broke
+        down without it).
     pasp_memory : float, default=4.0
         Memory of the posterior-as-prior chain in epochs ``E``: after each minibatch of
         size ``B`` the accumulated evidence is multiplied by ``1 - B / (E n_samples)``.
@@ -880,7 +884,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
 
     _likelihood = "probit"
     _auto_turbo_iter = (2, 1)  # first pass over the data, later passes
-    _v_warmup = 1  # no probit-temperature M-step after the first pass
+    _v_warmup = (0, 1)  # deeper networks: no probit-temperature M-step after the first pass
     _auto_prior_variance = (16.0, 1.0)  # up to two hidden layers, more
     _auto_centering = True
 
