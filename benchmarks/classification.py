@@ -702,11 +702,9 @@ def render(json_path, out):
 
 
 def _turbo_text(turbo):
-    """The resolved turbo settings: ``[n, damping]`` (older results) or first / later."""
+    """The resolved turbo settings ``[[n, damping] first epoch, [n, damping] after]``."""
     if not turbo:
         return ""
-    if not isinstance(turbo[0], list):
-        return " ('auto' resolved: n_turbo_iter={}, damping={})".format(*turbo)
     (n1, d1), (n, d) = turbo
     return (f" ('auto' resolved: n_turbo_iter={n1}, damping={d1} in the first epoch, "
             f"{n}, {d} after)")

@@ -164,8 +164,11 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         pv = self.prior_variance
         if pv != "auto":
             return pv
-        auto = self._auto_prior_variance
-        return auto[0] if len(self._hidden_sizes()) <= 2 else auto[1]
+        return self._by_depth(self._auto_prior_variance)
+
+    def _by_depth(self, pair):
+        """``pair[0]`` for networks with up to two hidden layers, ``pair[1]`` for deeper."""
+        return pair[0] if len(self._hidden_sizes()) <= 2 else pair[1]
 
     def _centering(self):
         """``centering`` with ``"auto"`` resolved (see the parameter docs)."""
@@ -326,8 +329,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
 
     def _m_step(self, vstats):
         state = self._state
-        warmup = self._v_warmup[0 if len(self._hidden_sizes()) <= 2 else 1]
-        if self.learn_noise_variance and self.n_iter_ > warmup:
+        if self.learn_noise_variance and self.n_iter_ > self._by_depth(self._v_warmup):
             state.v = vstats.update(state.v)
         kappas = [self.input_target_density] + [self.target_density] * (
             len(state.layers) - 1)
