@@ -3,8 +3,9 @@
 Each teacher is a random group-sparse ReLU network on 8 features (half of the input
 features and half of the hidden neurons active, noise standard deviation 0.1); the
 student has the teacher's architecture, ``input_rho_init=0.5`` and is fitted on 1000
-samples, tested on 500, once with the default ``n_init=1`` and once with ``n_init=3``
-(the initialization with the lowest training objective kept). Prints and writes
+samples, tested on 500, with ``n_init=1`` (one initialization), the default
+``n_init="auto"`` (up to three, while the fits predict a constant) and ``n_init=3`` (the
+initialization with the lowest training objective kept). Prints and writes
 ``results/teacher_student.md``.
 
 Usage: python benchmarks/teacher_student.py
@@ -30,7 +31,7 @@ def main():
              "| input support exact | teacher active hidden neurons "
              "| student kept hidden neurons | test MSE / noise |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for n_init, hl, seed in product((1, 3), [(8,), (8, 6)], range(5)):
+    for n_init, hl, seed in product((1, "auto", 3), [(8,), (8, 6)], range(5)):
         X, y, teacher = make_teacher_student(
             n_samples=1500, n_features=8, hidden_layer_sizes=hl, density=0.5,
             input_density=0.5, noise_std=0.1, random_state=seed, return_teacher=True)

@@ -291,8 +291,9 @@ def test_n_init_keeps_the_initialization_with_the_lowest_objective():
                   batch_size=64, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        one = EMTDAMPRegressor(**params).fit(X[:1000], y[:1000])
+        one = EMTDAMPRegressor(n_init=1, **params).fit(X[:1000], y[:1000])
         three = EMTDAMPRegressor(n_init=3, **params).fit(X[:1000], y[:1000])
+        auto = EMTDAMPRegressor(**params).fit(X[:1000], y[:1000])  # n_init="auto"
 
     def relative_mse(reg):
         return np.mean((reg.predict(X[1000:]) - y[1000:]) ** 2) / teacher.noise_variance
@@ -301,6 +302,35 @@ def test_n_init_keeps_the_initialization_with_the_lowest_objective():
     assert three.n_features_kept_ > 0 and relative_mse(three) < 1.2
     assert three.loss_curve_[-1] < one.loss_curve_[-1] - 0.3
     assert len(three.loss_curve_) == three.n_iter_
+    # "auto" restarts because the first fit predicts a constant
+    assert auto.n_features_kept_ > 0 and relative_mse(auto) < 1.2
+
+
+def test_n_init_auto_restarts_only_constant_fits(capsys):
+    X, y = _data()
+    params = {**SMALL, "max_iter": 3, "input_rho_init": 0.5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = EMTDAMPRegressor(verbose=True, **params).fit(X, y)
+        one = EMTDAMPRegressor(n_init=1, **params).fit(X, y)
+    assert min(auto.n_neurons_kept_) > 0 and auto.n_features_kept_ > 0
+    assert_array_equal(auto.predict(X), one.predict(X))
+    assert "Initialization" not in capsys.readouterr().out
+    # Pure noise: every fit ends constant, so all three initializations run and the
+    # lowest objective among them is kept
+    X, noise = np.random.RandomState(0).standard_normal((2, 300, 4))
+    noise = noise[:, 0]
+    params = {**params, "max_iter": 30}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = EMTDAMPRegressor(verbose=True, **params).fit(X, noise)
+        three = EMTDAMPRegressor(n_init=3, **params).fit(X, noise)
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("Initialization")]
+    assert lines == [f"Initialization {k} of at most 3: the previous fit predicts a "
+                     "constant" for k in (2, 3)]
+    assert auto.n_features_kept_ == 0
+    assert_array_equal(auto.predict(X), three.predict(X))
 
 
 def test_n_init_reports_the_kept_fit_only_and_partial_fit_ignores_it(capsys):
