@@ -9,6 +9,10 @@ Usage::
 
     python benchmarks/boston.py                 # all 20 splits
     python benchmarks/boston.py --splits 5      # the first 5 (quick check)
+    python benchmarks/boston.py --seeds 0 1 2   # every split with three model seeds
+
+With several seeds, each split's figures are the mean over the seeds and the standard
+errors are over the splits.
 """
 
 import argparse
@@ -96,30 +100,42 @@ def main():
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--models", nargs="*", default=None,
                         help="substrings of the model names to run")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="random_state of the models; several average per split")
     parser.add_argument("--out", default=str(HERE / "results" / "boston.md"))
     args = parser.parse_args()
     X, y = load_boston_housing(return_X_y=True)
     splits = json.loads(SPLITS.read_text())["splits"][: args.splits]
     results = {}
-    for name, (factory, has_std) in make_models(0).items():
+    for name in make_models(0):
         if args.models and not any(s in name for s in args.models):
             continue
-        rows = [run_split(name, factory, has_std, X, y, s) for s in splits]
+        per_seed = []
+        for seed in args.seeds:
+            factory, has_std = make_models(seed)[name]
+            per_seed.append([run_split(name, factory, has_std, X, y, s) for s in splits])
+        rows = [{key: float(np.mean([runs[i][key] for runs in per_seed]))
+                 for key in per_seed[0][i]} for i in range(len(splits))]
         results[name] = summarize(rows)
         r = results[name]
         print(f"{name:40s} RMSE {r['rmse'][0]:.3f}±{r['rmse'][1]:.3f}  "
               f"LL {r['ll'][0]:.3f}±{r['ll'][1]:.3f}  NMSE {r['nmse'][0]:.3f}  "
               f"kept {r['kept'][0]:.2f}±{r['kept'][1]:.2f}  fit {r['fit_s'][0]:.2f}s",
               flush=True)
-    write_table(results, len(splits), Path(args.out))
+    write_table(results, len(splits), Path(args.out), args.seeds)
 
 
-def write_table(results, n_splits, path):
+def write_table(results, n_splits, path, seeds=(0,)):
     mlp = results.get("MLPRegressor adam (50)")
     lines = [
         f"# Boston housing, {n_splits} standard splits (mean ± standard error)", "",
         "Produced by `python benchmarks/boston.py"
-        + ("" if n_splits == 20 else f" --splits {n_splits}") + "`. Inputs and target "
+        + ("" if n_splits == 20 else f" --splits {n_splits}")
+        + ("" if list(seeds) == [0] else " --seeds " + " ".join(map(str, seeds)))
+        + "`" + ("" if len(seeds) == 1 else
+                 f": every split fitted with {len(seeds)} model seeds, its figures "
+                 "averaged over them, standard errors over the splits")
+        + ". Inputs and target "
         "standardized on each training part. The MLP has no predictive variance: its "
         "log-likelihood uses the training residual standard deviation.", "",
         "| model | test RMSE | test log-lik. | NMSE | hidden neurons kept | fit s "
