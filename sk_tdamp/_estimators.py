@@ -229,10 +229,10 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         if not first_pass and n_outputs != self.n_outputs_:
             raise ValueError(
                 f"y has {n_outputs} outputs but the fitted model has {self.n_outputs_}.")
-        auto = self.n_init == "auto"
-        n_init = self.n_init if first_pass and not incremental else 1
-        if auto:  # further initializations only while the fits predict a constant
-            n_init = self._auto_max_init if first_pass and not incremental else 1
+        auto = self.n_init == "auto"  # further initializations while fits are constant
+        n_init = 1
+        if first_pass and not incremental:
+            n_init = self._auto_max_init if auto else self.n_init
         seeds = [None]  # None: go on from the current posterior
         if first_pass:  # one seed per initialization, the first one that of n_init=1
             seeds = check_random_state(self.random_state).randint(
