@@ -60,7 +60,8 @@ def em_outcome(params, data, state):
         warnings.simplefilter("ignore")
         reg.fit(Xtr, ytr)
     mse = np.mean((reg.predict(Xte) - yte) ** 2) / noise
-    return classify(reg._predicts_constant(), mse), mse
+    constant = not all(mask.any() for mask in reg.neuron_masks_)
+    return classify(constant, mse), mse
 
 
 def mlp_outcome(data, state):

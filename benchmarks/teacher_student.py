@@ -4,7 +4,7 @@ Each teacher is a random group-sparse ReLU network on 8 features (half of the in
 features and half of the hidden neurons active, noise standard deviation 0.1); the
 student has the teacher's architecture, ``input_rho_init=0.5`` and is fitted on 1000
 samples, tested on 500, with ``n_init=1`` (one initialization), the default
-``n_init="auto"`` (up to three, while the fits predict a constant) and ``n_init=3`` (the
+``n_init="auto"`` (up to three, while the fits end collapsed) and ``n_init=3`` (the
 initialization with the lowest training objective kept). Prints and writes
 ``results/teacher_student.md``.
 

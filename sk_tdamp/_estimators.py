@@ -81,10 +81,13 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
     # doc/algorithm.rst "Breakdown of long runs"). Normal fits end at most 0.04 above
     # their minimum (Boston, digits).
     _breakdown_margin = 0.1
-    # n_init="auto": initializations tried at most, while the fits predict a constant
-    # (doc/algorithm.rst, "Collapsed fits and restarts").
+    # n_init="auto": initializations tried at most while the fits end collapsed, the
+    # scale of noise_variance_init for the restarts, and the collapse test: a layer with
+    # no kept group, or a hidden layer of at least _collapse_width[0] neurons keeping at
+    # most _collapse_width[1] (doc/algorithm.rst, "Collapsed fits and restarts").
     _auto_max_init = 3
     _restart_noise_scale = 0.1
+    _collapse_width = (4, 2)
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
                  max_iter=100, tol=1e-4, n_iter_no_change=10, n_init="auto", n_turbo_iter="auto",
@@ -242,7 +245,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
             for k, seed in enumerate(seeds):
                 if self.verbose and auto and k > 0:
                     print(f"Initialization {k + 1} of at most {n_init}: the previous "
-                          "fit predicts a constant")
+                          "fit collapsed")
                 elif self.verbose and n_init > 1 and not auto:
                     print(f"Initialization {k + 1} of {n_init}")
                 with warnings.catch_warnings(record=n_init > 1) as caught:
@@ -255,7 +258,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                                                client_ids, v_init)
                 if best is None or objective < best[0]:
                     best = (objective, dict(self.__dict__), caught)
-                if auto and not self._predicts_constant():
+                if auto and not self._collapsed():
                     break
         except FloatingPointError as exc:
             self.__dict__.clear()
@@ -276,9 +279,16 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self._finalize()
         return self
 
-    def _predicts_constant(self):
-        """True when a layer has no kept group: the network's output is constant."""
-        return not all(mask.any() for mask in self._group_masks())
+    def _collapsed(self):
+        """True when a layer keeps no group (a constant network) or a hidden layer of at
+        least ``_collapse_width[0]`` neurons keeps at most ``_collapse_width[1]`` (not
+        under a target density, which sets the count)."""
+        masks = self._group_masks()
+        if not all(mask.any() for mask in masks):
+            return True
+        wide, narrow = self._collapse_width
+        return any(mask.size >= wide and mask.sum() <= narrow and la.keep is None
+                   for mask, la in zip(masks[1:], self._state.layers[1:]))
 
     def _fit_once(self, X, Y, n_outputs, seed, incremental, client_ids, v_init=None):
         """One run from a fresh initialization drawn from ``seed`` (or from the current
@@ -501,13 +511,16 @@ _PARAMS_DOC = """
         with two hidden layers did so for 2 of 6 seeds on a teacher-student problem
         and for 4 of 6 on one whose target has no linear trend, where the training
         objective tells the collapsed fits apart (see the algorithm page,
-        "Collapsed fits and restarts"). ``"auto"`` runs one initialization and
-        another one (up to 3 in all) only while the fits end predicting a constant,
-        restarting from ``noise_variance_init / 10`` (a first pass that weighs the data
-        more finds the signal before pruning sets in); a fit that does not end
-        constant is the fit of ``n_init=1``. On data without signal, where a constant
-        is the right answer, it triples the fitting time. Warm-started fits and
-        ``partial_fit`` go on from the current posterior and ignore it.
+        "Collapsed fits and restarts"), or partly collapsed, with a hidden layer
+        reduced to one or two neurons and a poor fit. ``"auto"`` runs one
+        initialization and another one (up to 3 in all) only while the fits end
+        collapsed (a layer with no kept group, or a hidden layer of 4 or more neurons
+        keeping at most 2 without a ``target_density``), restarting from
+        ``noise_variance_init / 10`` (a first pass that weighs the data more finds the
+        signal before pruning sets in); a fit that does not end collapsed is the fit of
+        ``n_init=1``. On data without signal, where a constant is the right answer, it
+        triples the fitting time. Warm-started fits and ``partial_fit`` go on from the
+        current posterior and ignore it.
     n_turbo_iter : int or "auto", default="auto"
         Turbo iterations (module A sweep + module B) per minibatch. ``"auto"`` runs 2
         for :class:`EMTDAMPRegressor`; :class:`EMTDAMPClassifier` runs 2 in the first

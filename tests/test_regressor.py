@@ -302,7 +302,7 @@ def test_n_init_keeps_the_initialization_with_the_lowest_objective():
     assert three.n_features_kept_ > 0 and relative_mse(three) < 1.2
     assert three.loss_curve_[-1] < one.loss_curve_[-1] - 0.3
     assert len(three.loss_curve_) == three.n_iter_
-    # "auto" restarts because the first fit predicts a constant
+    # "auto" restarts because the first fit predicts a constant (collapsed)
     assert auto.n_features_kept_ > 0 and relative_mse(auto) < 1.2
 
 
@@ -333,7 +333,28 @@ def test_n_init_auto_restarts_with_a_smaller_noise_variance(monkeypatch, random_
     assert auto.n_features_kept_ > 0 and mse_auto < 1.1
 
 
-def test_n_init_auto_restarts_only_constant_fits(capsys):
+def test_n_init_auto_restarts_a_partly_collapsed_fit():
+    # Seed-0 teacher, inputs ungrouped: from random_state=1 the first hidden layer keeps
+    # two of its 8 neurons and the fit ends far from the noise floor without being
+    # constant; "auto" restarts it
+    X, y, teacher = make_teacher_student(
+        n_samples=1500, n_features=8, hidden_layer_sizes=(8, 6), density=0.5,
+        input_density=0.5, noise_std=0.1, random_state=0, return_teacher=True)
+    params = dict(hidden_layer_sizes=(8, 6), max_iter=40, batch_size=64, random_state=1)
+    fits = {}
+    for n_init in (1, "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reg = EMTDAMPRegressor(n_init=n_init, **params).fit(X[:1000], y[:1000])
+        mse = np.mean((reg.predict(X[1000:]) - y[1000:]) ** 2) / teacher.noise_variance
+        fits[n_init] = (reg, mse)
+    one, auto = fits[1][0], fits["auto"][0]
+    assert one.n_features_kept_ > 0 and one.n_neurons_kept_[0] <= 2 and fits[1][1] > 2.5
+    assert auto.n_neurons_kept_[0] > 2 and fits["auto"][1] < 1.3
+    assert auto.loss_curve_[-1] < one.loss_curve_[-1]
+
+
+def test_n_init_auto_restarts_only_collapsed_fits(capsys):
     X, y = _data()
     params = {**SMALL, "max_iter": 3, "input_rho_init": 0.5}
     with warnings.catch_warnings():
@@ -341,6 +362,14 @@ def test_n_init_auto_restarts_only_constant_fits(capsys):
         auto = EMTDAMPRegressor(verbose=True, **params).fit(X, y)
         one = EMTDAMPRegressor(n_init=1, **params).fit(X, y)
     assert min(auto.n_neurons_kept_) > 0 and auto.n_features_kept_ > 0
+    assert_array_equal(auto.predict(X), one.predict(X))
+    assert "Initialization" not in capsys.readouterr().out
+    # two of 8 neurons under a target density is the user's choice, not a collapse
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = EMTDAMPRegressor(verbose=True, target_density=0.25, **params).fit(X, y)
+        one = EMTDAMPRegressor(n_init=1, target_density=0.25, **params).fit(X, y)
+    assert auto.n_neurons_kept_ == [2]
     assert_array_equal(auto.predict(X), one.predict(X))
     assert "Initialization" not in capsys.readouterr().out
     # Pure noise: every fit ends constant, so all three initializations run and the
@@ -354,8 +383,8 @@ def test_n_init_auto_restarts_only_constant_fits(capsys):
         first = EMTDAMPRegressor(n_init=1, **params).fit(X, noise)
     lines = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith("Initialization")]
-    assert lines == [f"Initialization {k} of at most 3: the previous fit predicts a "
-                     "constant" for k in (2, 3)]
+    assert lines == [f"Initialization {k} of at most 3: the previous fit collapsed"
+                     for k in (2, 3)]
     assert auto.n_features_kept_ == 0 and np.ptp(auto.predict(X)) == 0.0
     assert auto.loss_curve_[-1] <= first.loss_curve_[-1]  # the best of the three kept
 
