@@ -710,6 +710,20 @@ def _turbo_text(turbo):
             f"{n}, {d} after)")
 
 
+def _em_settings(args):
+    """``(n_turbo_iter, damping)`` per pass (first, later) of the EM-TDAMP settings used,
+    read from a fitted estimator's ``settings_``."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), np.arange(20) % 2
+    est = make_em(args)
+    depth = len(est.get_params()["hidden_layer_sizes"])  # the "auto" values may use it
+    est.set_params(hidden_layer_sizes=(2,) * depth, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        settings = est.fit(X, y).settings_
+    return settings.n_turbo_iter, settings.damping
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = complete_args(build_parser().parse_args(argv))
@@ -719,8 +733,7 @@ def main(argv=None):
     command = " ".join(["python benchmarks/classification.py", *map(shlex.quote, argv)])
     results = dict(command=command, environment=environment(args), datasets={},
                    skipped=[], em_params=make_em(args).get_params(),
-                   em_turbo=[list(make_em(args)._turbo_settings(first))
-                             for first in (True, False)],
+                   em_turbo=[[n, d] for n, d in zip(*_em_settings(args))],
                    mlp_params=make_mlp(args).get_params())
     out = Path(args.out)
     dense_mlp = None

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import norm
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning
@@ -14,8 +15,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_tdamp import EMTDAMPClassifier
-from sk_tdamp._core._likelihoods import probit_predict_proba
-from sk_tdamp._core._predict import forward_moments
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, batch_size=16, random_state=0)
 
@@ -65,13 +64,27 @@ def test_probability_outputs_are_consistent(n_classes):
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 5])
-def test_predict_proba_matches_the_core_formula(n_classes):
-    # ALGORITHM.md 6, computed by the core from the forward moments of the posterior.
+def test_predict_proba_of_a_linear_model_is_the_probit_product_closed_form(n_classes):
+    # ALGORITHM.md 6 from the public weights alone: with no hidden layer and no input
+    # shift the outputs are Gaussian, omega = X W + b and V = X^2 c_W + c_b, and
+    # P(c) is proportional to prod_{j != c} Phi((omega_c - omega_j) / sqrt(v + V_c + V_j)).
     X, y = _data(n=60, n_classes=n_classes)
-    clf = _fit(X, y)
-    omega, V = forward_moments(X, clf._final, clf.activation)
-    expected = probit_predict_proba(omega, V, clf.noise_variance_)
-    assert_allclose(clf.predict_proba(X), expected, rtol=1e-10, atol=1e-15)
+    clf = _fit(X, y, hidden_layer_sizes=(), centering=False)
+    W, b = clf.coefs_[0], clf.intercepts_[0]
+    omega = X @ W + b
+    V = (X * X) @ clf.coefs_var_[0] + clf.intercepts_var_[0]
+    v = clf.noise_variance_
+    score = np.ones((X.shape[0], n_classes))
+    for c in range(n_classes):
+        for j in range(n_classes):
+            if j != c:
+                t = (omega[:, c] - omega[:, j]) / np.sqrt(v + V[:, c] + V[:, j])
+                score[:, c] *= norm.cdf(t)
+    expected = score / score.sum(axis=1, keepdims=True)
+    assert_allclose(clf.predict_proba(X), expected, rtol=1e-9, atol=1e-15)
+    if n_classes == 2:  # the exact probit predictive P(z_1 - z_0 + noise > 0)
+        t = (omega[:, 1] - omega[:, 0]) / np.sqrt(v + V[:, 0] + V[:, 1])
+        assert_allclose(clf.predict_proba(X)[:, 1], norm.cdf(t), rtol=1e-9, atol=1e-15)
 
 
 def test_binary_decision_function_is_the_log_odds():

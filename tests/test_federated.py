@@ -19,7 +19,8 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate, train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from sk_tdamp import EMTDAMPClassifier, EMTDAMPRegressor, federated
+from sk_tdamp import EMTDAMPClassifier, EMTDAMPRegressor
+from sk_tdamp import _engine as engine
 from sk_tdamp.federated import (
     ClientError,
     ClientSkippedWarning,
@@ -163,14 +164,14 @@ def test_clients_forget_at_the_global_rate(monkeypatch, power):
                            shuffle=False, random_state=0, client_likelihood_power=power)
     msg = initial_message(est, 4, n_samples=200)
     seen = []
-    real_run_epoch = federated.run_epoch
+    real_run_epoch = engine.run_epoch
 
     def spy(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None):
         seen.append((X.shape[0], cfg.evidence_scale, memory, init_memory))
         return real_run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats,
                               init_memory=init_memory)
 
-    monkeypatch.setattr(federated, "run_epoch", spy)
+    monkeypatch.setattr(engine, "run_epoch", spy)
     local = client_step(msg, X[:50], y[:50])
     n, scale, memory, init_memory = seen[0]
     s = 4.0 ** power  # N / N_k = 200 / 50
@@ -181,7 +182,8 @@ def test_clients_forget_at_the_global_rate(monkeypatch, power):
     expected = np.prod([1.0 - b / (2.0 * 50) for b in sizes])
     assert_allclose(np.prod(local.init_decay), expected, rtol=1e-13)
     # The pseudo-evidence left out of the message is recomputed exactly by the server.
-    G0 = federated._local_arrays(msg, local, 0)["G0"]
+    assert local.layers[0].G0 is None
+    G0 = local.to_update(msg).layers[0].G0
     assert_allclose(G0, msg.state.layers[0].G0 * expected, rtol=1e-13)
 
 
@@ -195,7 +197,8 @@ def test_server_step_is_the_weighted_average_of_local_posteriors():
     new = server_step(msg, local)
     for l, la in enumerate(new.state.layers):
         for name in ("Hp", "Gp", "m", "c", "Lam"):
-            expected = (40 * local[0].layers[l][name] + 20 * local[1].layers[l][name]) / 60
+            expected = (40 * getattr(local[0].layers[l], name)
+                        + 20 * getattr(local[1].layers[l], name)) / 60
             assert_allclose(getattr(la, name), expected, rtol=1e-12, atol=1e-15)
     assert new.round == 1 and new.n_samples_seen == 60
     assert new.state.v == msg.state.v  # v not learned here
@@ -229,15 +232,28 @@ def test_dask_cluster_backend_gives_the_same_model():
 
 # ------------------------------------------------------------------------ faults
 def _failing_client(monkeypatch, bad, rounds=None):
-    """Make client ``bad`` raise (in the given 0-based rounds, or always)."""
-    original = federated._local_update
+    """Make client ``bad`` raise in its local update (in the given 0-based rounds, or
+    always); the engine's own failure handling then takes over."""
+    now = {}
+    real_round, real_guarded = engine.federated_round, engine._guarded_update
+    real_update = engine.client_update
 
-    def update(message, X, Y, orders, client=None):
-        if client == bad and (rounds is None or message.round in rounds):
-            raise OSError(f"connection to {client} lost")
-        return original(message, X, Y, orders, client)
+    def federated_round(chain, *args, **kwargs):
+        now["round"] = chain.n_iter
+        return real_round(chain, *args, **kwargs)
 
-    monkeypatch.setattr(federated, "_local_update", update)
+    def guarded(*args):
+        now["client"] = args[-1]
+        return real_guarded(*args)
+
+    def client_update(*args, **kwargs):
+        if now["client"] == bad and (rounds is None or now["round"] in rounds):
+            raise OSError(f"connection to {bad} lost")
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "federated_round", federated_round)
+    monkeypatch.setattr(engine, "_guarded_update", guarded)
+    monkeypatch.setattr(engine, "client_update", client_update)
 
 
 def test_failing_client_raises_and_leaves_fitted_model_unchanged(monkeypatch):
@@ -359,7 +375,7 @@ def test_messages_round_trip_through_npz_and_pickle():
         assert message.nbytes == sum(a.nbytes for a in flat.values())
     # The input shifts travel in the global message only (the clients never change them).
     assert all(la.mu is not None for la in msg.state.layers)
-    assert all("mu" not in arrays for arrays in local.layers)
+    assert not any(key.endswith(".mu") for key in local.to_dict())
     # Under a target density the pruned groups' moments are exactly zero: they stay home.
     assert msg.compact_nbytes() < msg.nbytes
     assert local.client == "site-1" and local.round == 1
@@ -372,7 +388,8 @@ def test_local_message_leaves_out_the_initialization_pseudo_evidence():
     X, y = _regression()
     msg = initial_message(EMTDAMPRegressor(hidden_layer_sizes=(5,), random_state=0), 4, 90)
     local = client_step(msg, X, y, random_state=0)
-    assert all(set(arrays) == {"m", "c", "Lam", "Hp", "Gp"} for arrays in local.layers)
+    assert all(la.H0 is None and la.G0 is None for la in local.layers)
+    assert local.init_decay is not None
     assert local.nbytes < 0.7 * msg.nbytes  # four weight-sized arrays instead of six
 
 

@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from sk_tdamp import EMTDAMPClassifier, EMTDAMPRegressor
-from sk_tdamp._core._predict import forward_moments
+from sk_tdamp._core._predict import LayerMoments, forward_moments
 
 # Target densities guarantee that neurons and features are actually pruned.
 PRUNED = dict(hidden_layer_sizes=(10, 6), max_iter=5, batch_size=16, random_state=0,
@@ -53,8 +53,8 @@ def _core_layers(coefs, intercepts, coefs_var, intercepts_var, shifts=None):
     """
     if shifts is None:
         shifts = [np.zeros(W.shape[0]) for W in coefs]
-    return [(np.column_stack([W.T, b + mu @ W]), np.column_stack([cW.T, cb - mu**2 @ cW]),
-             mu)
+    return [LayerMoments(np.column_stack([W.T, b + mu @ W]),
+                         np.column_stack([cW.T, cb - mu**2 @ cW]), mu)
             for W, b, cW, cb, mu in zip(coefs, intercepts, coefs_var, intercepts_var, shifts)]
 
 
@@ -109,7 +109,7 @@ def test_pruned_classifier_predicts_like_the_full_network():
                           clf.pruned_coefs_var_, clf.pruned_intercepts_var_,
                           clf.pruned_input_shifts_)
     omega, V = forward_moments(Xk, layers, "relu")
-    omega_full, V_full = forward_moments(X, clf._final, "relu")
+    omega_full, V_full = forward_moments(X, clf._posterior.layers, "relu")
     assert_allclose(omega, omega_full, rtol=1e-12, atol=1e-12)
     assert_allclose(V, V_full, rtol=1e-12, atol=1e-14)
 

@@ -6,9 +6,8 @@ them regenerates ``tests/data/reference_predictions.npz`` in its own commit.
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
-
 import reference_cases
+from numpy.testing import assert_allclose
 
 _PINNED = np.load(reference_cases.PATH)
 

@@ -15,6 +15,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sk_tdamp import EMTDAMPClassifier, EMTDAMPRegressor
+from sk_tdamp import _engine as engine
+from sk_tdamp._estimators import template_settings
 from sk_tdamp.datasets import make_teacher_student
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=5, batch_size=16, random_state=0)
@@ -205,15 +207,13 @@ def test_refit_without_warm_start_restarts():
 
 def _fake_losses(monkeypatch, losses):
     """Make fit() see ``losses`` as its training objective; the fit itself is unchanged."""
-    import sk_tdamp._estimators as est
-
-    real, it = est.run_epoch, iter(losses)
+    real, it = engine.run_epoch, iter(losses)
 
     def run_epoch(*args, **kwargs):
         real(*args, **kwargs)
         return next(it)
 
-    monkeypatch.setattr(est, "run_epoch", run_epoch)
+    monkeypatch.setattr(engine, "run_epoch", run_epoch)
 
 
 def test_fit_keeps_its_best_epoch_when_the_objective_breaks_down(monkeypatch):
@@ -306,52 +306,75 @@ def test_n_init_keeps_the_initialization_with_the_lowest_objective():
     assert auto.n_features_kept_ > 0 and relative_mse(auto) < 1.2
 
 
-@pytest.mark.parametrize("random_state", [3, 4])
-def test_n_init_auto_restarts_with_a_smaller_noise_variance(monkeypatch, random_state):
-    # Seed-4 teacher, no linear trend: the first fit ends constant; restarts from the
-    # same noise_variance_init end constant too for these random states, restarts from a
-    # ten times smaller one reach the noise floor
-    X, y, teacher = make_teacher_student(
-        n_samples=1500, n_features=8, hidden_layer_sizes=(8, 6), density=0.5,
-        input_density=0.5, noise_std=0.1, random_state=4, return_teacher=True)
-    params = dict(hidden_layer_sizes=(8, 6), input_rho_init=0.5, max_iter=20,
-                  batch_size=64, random_state=random_state)
+def _spy_initializations(monkeypatch, collapsed_fits):
+    """Record each initialization's noise variance and objective; the first
+    ``collapsed_fits`` fits count as collapsed."""
+    seen = {"v0": [], "objective": [], "curve": []}
+    real_new, real_run = engine.new_chain, engine.run
 
-    def fit(**extra):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            reg = EMTDAMPRegressor(**params, **extra).fit(X[:1000], y[:1000])
-        mse = np.mean((reg.predict(X[1000:]) - y[1000:]) ** 2) / teacher.noise_variance
-        return reg, mse
+    def new_chain(settings, n_features, n_outputs, seed, v_scale, noise_variance=None):
+        seen["v0"].append(noise_variance)
+        return real_new(settings, n_features, n_outputs, seed, v_scale, noise_variance)
 
-    one, mse_one = fit(n_init=1)
-    auto, mse_auto = fit()
-    monkeypatch.setattr(EMTDAMPRegressor, "_restart_noise_scale", 1.0)
-    same_v, mse_same_v = fit()
-    assert one.n_features_kept_ == 0 and mse_one > 2.5
-    assert same_v.n_features_kept_ == 0 and mse_same_v > 2.5
-    assert auto.n_features_kept_ > 0 and mse_auto < 1.1
+    def run(*args, **kwargs):
+        result = real_run(*args, **kwargs)
+        seen["objective"].append(result.objective)
+        seen["curve"].append(list(result.chain.loss_curve))
+        return result
+
+    monkeypatch.setattr(engine, "new_chain", new_chain)
+    monkeypatch.setattr(engine, "run", run)
+    monkeypatch.setattr(engine, "collapsed",
+                        lambda state, settings: len(seen["v0"]) <= collapsed_fits)
+    return seen
 
 
-def test_n_init_auto_restarts_a_partly_collapsed_fit():
-    # Seed-0 teacher, inputs ungrouped: from random_state=1 the first hidden layer keeps
-    # two of its 8 neurons and the fit ends far from the noise floor without being
-    # constant; "auto" restarts it
-    X, y, teacher = make_teacher_student(
-        n_samples=1500, n_features=8, hidden_layer_sizes=(8, 6), density=0.5,
-        input_density=0.5, noise_std=0.1, random_state=0, return_teacher=True)
-    params = dict(hidden_layer_sizes=(8, 6), max_iter=40, batch_size=64, random_state=1)
-    fits = {}
-    for n_init in (1, "auto"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            reg = EMTDAMPRegressor(n_init=n_init, **params).fit(X[:1000], y[:1000])
-        mse = np.mean((reg.predict(X[1000:]) - y[1000:]) ** 2) / teacher.noise_variance
-        fits[n_init] = (reg, mse)
-    one, auto = fits[1][0], fits["auto"][0]
-    assert one.n_features_kept_ > 0 and one.n_neurons_kept_[0] <= 2 and fits[1][1] > 2.5
-    assert auto.n_neurons_kept_[0] > 2 and fits["auto"][1] < 1.3
-    assert auto.loss_curve_[-1] < one.loss_curve_[-1]
+@pytest.mark.parametrize("collapsed_fits, n_fits", [(0, 1), (1, 2), (2, 3), (5, 3)])
+def test_n_init_auto_restarts_while_collapsed_from_a_smaller_noise_variance(
+        monkeypatch, collapsed_fits, n_fits):
+    # "auto": another initialization (at most 3 in all) only while the fit ends
+    # collapsed, each restart from noise_variance_init / 10; the lowest objective is kept
+    X, y = _data()
+    seen = _spy_initializations(monkeypatch, collapsed_fits)
+    reg = _fit(X, y, noise_variance_init=2.0, max_iter=2)
+    assert seen["v0"] == [2.0] + [0.2] * (n_fits - 1)
+    assert len(seen["objective"]) == n_fits
+    # the kept model is the fit of the initialization with the lowest objective
+    kept = int(np.argmin(seen["objective"]))
+    assert reg.loss_curve_ == seen["curve"][kept]
+    assert all(curve != seen["curve"][kept] for k, curve in enumerate(seen["curve"])
+               if k != kept)  # the fits differ, so the check can tell them apart
+
+
+def test_integer_n_init_runs_every_initialization_from_the_same_noise_variance(monkeypatch):
+    X, y = _data()
+    seen = _spy_initializations(monkeypatch, collapsed_fits=0)
+    reg = _fit(X, y, n_init=3, max_iter=2)
+    assert seen["v0"] == [1.0, 1.0, 1.0]
+    assert reg.loss_curve_[-1] == min(seen["objective"])
+
+
+def test_collapse_test_counts_empty_and_narrow_layers():
+    from sk_tdamp._core._state import init_state
+    from sk_tdamp._settings import resolve_settings
+
+    settings = resolve_settings(EMTDAMPRegressor(hidden_layer_sizes=(8, 3)).get_params(),
+                                "gaussian")
+    state = init_state([4, 8, 3, 1], np.random.default_rng(0), input_rho=0.5)
+
+    def kept(n_inputs, n_first, n_second, density=False):
+        for la, n in zip(state.layers, (n_inputs, n_first, n_second)):
+            la.Lam = np.where(np.arange(la.n_in) < n, 1.0, -1.0)
+            la.keep = (la.Lam > 0) if density else None
+        return engine.collapsed(state, settings)
+
+    assert not kept(4, 8, 3)
+    assert kept(0, 8, 3)  # no input kept: a constant predictor
+    assert kept(4, 8, 0)  # a hidden layer with no neuron: constant too
+    assert kept(4, 2, 3)  # 2 of 8 neurons: partly collapsed (4 or more keeping <= 2)
+    assert not kept(4, 3, 3)
+    assert not kept(4, 8, 1)  # a layer of 3 neurons keeping 1: narrow, not collapsed
+    assert not kept(4, 2, 3, density=True)  # a target density chose the count
 
 
 def test_n_init_auto_restarts_only_collapsed_fits(capsys):
@@ -499,8 +522,6 @@ def test_single_sample_fit_and_partial_fit():
 
 
 def test_divergence_raises_clear_error_and_keeps_previous_model(monkeypatch):
-    import sk_tdamp._estimators as est
-
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 3)), rng.normal(size=60)
     reg = EMTDAMPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
@@ -512,7 +533,7 @@ def test_divergence_raises_clear_error_and_keeps_previous_model(monkeypatch):
         state.layers[0].m[0, 0] = np.nan
         return float("nan")
 
-    monkeypatch.setattr(est, "run_epoch", poisoned)
+    monkeypatch.setattr(engine, "run_epoch", poisoned)
     with pytest.raises(ValueError, match="diverged"):
         reg.partial_fit(X, y)
     np.testing.assert_array_equal(reg.predict(X), before)
@@ -539,7 +560,7 @@ def test_posterior_average_is_a_read_out_of_the_same_chain(Est):
     for a, b in zip(last.neuron_masks_, avg.neuron_masks_):
         assert_array_equal(a, b)
     # posterior_average=0 reads the chain's last posterior; the average differs from it
-    state = last._state.layers[0]
+    state = last._chain.state.layers[0]
     assert_allclose(last.coefs_[0], (state.m[:, :-1] * last.neuron_masks_[0]).T)
     assert not np.allclose(last.coefs_[0], avg.coefs_[0])
 
@@ -590,9 +611,11 @@ def test_auto_turbo_settings_are_the_documented_values(Est, first, later):
     assert auto.loss_curve_ == manual.loss_curve_
     assert_array_equal(auto.coefs_[0], manual.coefs_[0])
     assert (auto.loss_curve_ == constant.loss_curve_) == (first == later)
+    assert (auto.settings_.n_turbo_iter, auto.settings_.damping) == tuple(zip(first, later))
     # damping="auto" follows the number of turbo iterations
-    assert (Est(n_turbo_iter=1)._turbo_settings(True), Est(n_turbo_iter=3)._turbo_settings()) \
-        == ((1, 0.5), (3, 0.8))
+    one, three = Est(n_turbo_iter=1), Est(n_turbo_iter=3)
+    assert (template_settings(one).damping, template_settings(three).damping) == (
+        (0.5, 0.5), (0.8, 0.8))
 
 
 @pytest.mark.parametrize("Est, prior_variance, centering", [(EMTDAMPRegressor, 1.0, False),
@@ -644,3 +667,39 @@ def test_classifier_auto_prior_variance_narrows_for_deep_networks(hidden, expect
     assert_allclose(clf.prior_variances_ * fan_in, expected)
     assert_allclose(reg.prior_variances_ * fan_in, 1.0)
     assert_allclose(fixed.prior_variances_ * fan_in, 2.5)
+
+
+def test_return_std_of_the_linear_gaussian_model_is_its_closed_form():
+    # No hidden layer, identity output, ungrouped inputs, fixed v, full batch: Bayesian
+    # linear regression. On a +-1 orthogonal (Hadamard) design every input has x^2 = 1, so
+    # the forward variance V = d c_w + c_b is the same for every sample and the PasP
+    # chain's fixed point has a closed form: with memory E it holds E passes of the AMP
+    # evidence n / (V + v) on every weight, c = 1 / (1/s2 + E n / (V + v)); the read-out
+    # counts the evidence once, c1 = 1 / (1/s2 + n / (V + v)), and the predictive
+    # standard deviation of a +-1 test row is sqrt(d c1_w + c1_b + v) in units of y.
+    from scipy.linalg import hadamard
+
+    n, d, v, E, scale = 64, 5, 0.3, 4.0, 2.5
+    H = hadamard(n).astype(float)
+    X, X_test = H[:, 1:d + 1], H[:8, d + 1:2 * d + 1]  # zero-mean orthogonal columns
+    rng = np.random.default_rng(0)
+    y = scale * (X @ rng.normal(size=d) / np.sqrt(d) + rng.normal(scale=np.sqrt(v), size=n))
+    reg = EMTDAMPRegressor(hidden_layer_sizes=(), activation="identity", batch_size=n,
+                           shuffle=False, learn_noise_variance=False, noise_variance_init=v,
+                           pasp_memory=E, init_evidence=0.0, bias_variance=1.0,
+                           prior_variance=1.0, random_state=0)
+    for _ in range(100):  # passes until the chain is stationary (partial_fit: the epochs
+        reg.partial_fit(X, y)  # themselves, without fit's stopping and best-epoch rules)
+    s2, s2_b = 1.0 / d, 1.0  # slab variance prior_variance / n_in, bias prior
+    V = 0.0
+    for _ in range(200):  # the scalar fixed point of V
+        V = d / (1 / s2 + E * n / (V + v)) + 1 / (1 / s2_b + E * n / (V + v))
+    c1_w, c1_b = 1 / (1 / s2 + n / (V + v)), 1 / (1 / s2_b + n / (V + v))
+    expected = np.sqrt(d * c1_w + c1_b + v) * reg.y_scale_[0]
+    _, std = reg.predict(X_test, return_std=True)
+    assert_allclose(std, expected, rtol=1e-9)
+    assert_allclose(reg.noise_variance_, v * reg.y_scale_[0] ** 2, rtol=1e-12)
+    # against the exact Bayesian predictive: the AMP evidence uses V + v for v, so the
+    # variance is larger by a factor of about 1 + V / v (d / n small)
+    exact = np.sqrt(d / (1 / s2 + n / v) + 1 / (1 / s2_b + n / v) + v) * reg.y_scale_[0]
+    assert np.all(std > exact) and np.all(std < exact * (1 + V / v))

@@ -7,9 +7,10 @@ on ``u = f(z)`` gives the tilted density
 
     p(z) = N(z; omega, V) exp(Bm f(z) - Am f(z)^2 / 2) / Z.
 
-Every activation has the same interface ``moments(omega, V, Am, Bm) -> (xhat, D, zhat, zvar)``
-and a matching ``log_partition(omega, V, Am, Bm) -> log Z``; ``ACTIVATIONS`` maps the
-estimator's option strings to the moment functions.
+Every activation is an :class:`Activation` factor with the same interface,
+``moments(omega, V, Am, Bm) -> (xhat, D, zhat, zvar)`` and the matching
+``log_partition(omega, V, Am, Bm) -> log Z``; ``ACTIVATIONS`` maps the estimator's option
+strings to the factors, so adding an activation touches this file only.
 
 Symbols (all arrays broadcast to a common shape, typically (batch, n_units)):
 
@@ -25,21 +26,21 @@ zhat, zvar mean and variance of ``z``
 =========  =============================================================
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import expit
 
+from ._numerics import FORWARD_VARIANCE_FLOOR
 from ._special import normal_tail, trunc_moments
-
-# V is floored here so that V = 0 (a point mass) stays finite; standardized arguments
-# omega / sqrt(V) then stay far from overflow for any |omega| < 1e50.
-_V_FLOOR = 1e-200
 
 
 def _prepare(omega, V, Am, Bm):
     """Broadcast to float64, floor ``V`` and clip ``Am >= 0``."""
     omega, V, Am, Bm = np.broadcast_arrays(
         *(np.asarray(t, dtype=np.float64) for t in (omega, V, Am, Bm)))
-    return omega, np.maximum(V, _V_FLOOR), np.maximum(Am, 0.0), Bm
+    return omega, np.maximum(V, FORWARD_VARIANCE_FLOOR), np.maximum(Am, 0.0), Bm
 
 
 def _relu_pieces(omega, V, Am, Bm):
@@ -217,5 +218,27 @@ def identity_log_partition(omega, V, Am, Bm):
     return (0.5 * ((Bm * (Bm * V + 2.0 * omega) - Am * omega * omega) / k - np.log1p(Am * V)))[()]
 
 
-ACTIVATIONS = {"relu": relu_moments, "identity": identity_moments}
-LOG_PARTITIONS = {"relu": relu_log_partition, "identity": identity_log_partition}
+@dataclass(frozen=True)
+class Activation:
+    """An activation factor ``u = f(z)``: its tilted moments and their log normalizer.
+
+    Attributes
+    ----------
+    name : str
+        The estimator's option string.
+    moments : callable
+        ``moments(omega, V, Am, Bm) -> (xhat, D, zhat, zvar)``.
+    log_partition : callable
+        ``log_partition(omega, V, Am, Bm) -> log Z``, whose derivatives in ``omega`` are
+        ``(zhat - omega) / V`` and ``(zvar - V) / V^2``.
+    """
+
+    name: str
+    moments: Callable
+    log_partition: Callable
+
+
+ACTIVATIONS = {
+    "relu": Activation("relu", relu_moments, relu_log_partition),
+    "identity": Activation("identity", identity_moments, identity_log_partition),
+}

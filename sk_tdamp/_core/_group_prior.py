@@ -19,8 +19,6 @@ import numpy as np
 from scipy.special import expit
 
 __all__ = [
-    "bg_denoiser",
-    "extrinsic_logit",
     "gaussian_denoiser",
     "group_posterior",
     "module_b",
@@ -114,8 +112,8 @@ def module_b(H, G, sigma2, logit_rho):
     pi_i      expit(Lam_i) = q(s_i = 1)              (N_in,)
     ========  =====================================  ============
 
-    The extrinsic B->A prior log-odds for weight ``(k, i)`` is ``Lam_i - lam_ki``;
-    :func:`extrinsic_logit` computes it without cancellation.
+    The extrinsic B->A prior log-odds for weight ``(k, i)`` is ``Lam_i - lam_ki``
+    (the posterior of the denoiser under it is :func:`group_posterior`).
 
     Examples
     --------
@@ -129,100 +127,6 @@ def module_b(H, G, sigma2, logit_rho):
     lam = weight_llr(H, G, sigma2)
     Lam = np.asarray(logit_rho, dtype=np.float64) + lam.sum(axis=0)
     return Lam, lam
-
-
-def extrinsic_logit(lam, logit_rho):
-    """Extrinsic B->A prior log-odds ``Lam_i - lam_ki``, free of cancellation.
-
-    Parameters
-    ----------
-    lam : ndarray of shape (N_out, N_in)
-        Per-weight log-likelihood ratios from :func:`module_b`.
-    logit_rho : float or ndarray of shape (N_in,)
-        Prior log-odds of each group's support.
-
-    Returns
-    -------
-    logit_pi_ba : ndarray of shape (N_out, N_in)
-        ``logit_rho + sum_{j != k} lam_ji``, the support log-odds of group ``i`` given
-        every member's evidence except weight ``k``'s.
-
-    Notes
-    -----
-    The leave-one-out sum is the sum of an exclusive prefix and an exclusive suffix
-    cumulative sum, so one dominant ``lam_ki`` (say ``1e15``) does not wipe out the
-    others, as it does in ``Lam_i - lam_ki``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sk_tdamp._core._group_prior import extrinsic_logit
-    >>> extrinsic_logit(np.array([[1e16], [-2.0], [0.5]]), 0.0)
-    array([[-1.5e+00],
-           [ 1.0e+16],
-           [ 1.0e+16]])
-    """
-    lam = np.asarray(lam, dtype=np.float64)
-    before = np.concatenate([np.zeros_like(lam[:1]), np.cumsum(lam[:-1], axis=0)], axis=0)
-    after = np.cumsum(lam[::-1], axis=0)[::-1]
-    after = np.concatenate([after[1:], np.zeros_like(lam[:1])], axis=0)
-    return np.asarray(logit_rho, dtype=np.float64) + (before + after)
-
-
-def bg_denoiser(H, G, sigma2, logit_p):
-    """Posterior moments of a weight under a Bernoulli-Gaussian prior.
-
-    Prior ``p N(0, sigma2) + (1 - p) delta_0`` with ``p = expit(logit_p)``, evidence
-    ``exp(H w - G w^2 / 2)``.
-
-    Parameters
-    ----------
-    H, G : array_like
-        Evidence natural parameters, ``G >= 0``.
-    sigma2 : float or array_like
-        Slab variance, broadcastable to ``H``.
-    logit_p : float or array_like
-        PRIOR log-odds of the slab (for module A: the extrinsic ``Lam - lam``);
-        ``+inf`` gives the Gaussian prior and ``-inf`` the point mass at 0.
-
-    Returns
-    -------
-    m : ndarray
-        Posterior mean ``pp mu1``.
-    c : ndarray
-        Posterior variance ``pp v1 + pp (1 - pp) mu1^2`` (never negative).
-    pp : ndarray
-        Posterior slab probability ``expit(logit_p + lam)``, ``lam`` from
-        :func:`weight_llr`.
-
-    Notes
-    -----
-    ``mu1 = H sigma2 / (1 + sigma2 G)`` and ``v1 = sigma2 / (1 + sigma2 G)`` are the
-    slab-conditional posterior mean and variance (see :func:`gaussian_denoiser`).
-    All outputs have the broadcast shape of the inputs.
-
-    Examples
-    --------
-    >>> from sk_tdamp._core._group_prior import bg_denoiser
-    >>> m, c, pp = bg_denoiser(2.0, 1.0, 1.0, 0.0)
-    >>> round(float(m), 4), round(float(c), 4), round(float(pp), 4)
-    (0.6578, 0.554, 0.6578)
-    """
-    L = np.asarray(logit_p, dtype=np.float64) + weight_llr(H, G, sigma2)
-    return _mixture_moments(H, G, sigma2, L)
-
-
-def _mixture_moments(H, G, sigma2, L):
-    """Moments of ``expit(L) N(mu1, v1) + expit(-L) delta_0``."""
-    mu1, v1 = _slab_moments(H, G, sigma2)
-    pp = expit(L)
-    m, c = _mix(mu1, v1, pp, expit(-L))
-    return m, c, pp
-
-
-def _mix(mu1, v1, pp, qq):
-    """Mean and variance of ``pp N(mu1, v1) + qq delta_0`` (``qq = 1 - pp``, passed exact)."""
-    return pp * mu1, pp * v1 + (pp * qq) * (mu1 * mu1)
 
 
 def gaussian_denoiser(H, G, sigma2, scale=1.0, out=None):
@@ -301,8 +205,9 @@ def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):
     The denoiser's posterior slab log-odds of weight ``(k, i)`` under the extrinsic
     prior is ``(Lam_i - lam_ki) + lam_ki = Lam_i``: every member of a group carries the
     group's ``pi_i = expit(Lam_i)``. It is used directly, which is exact and avoids
-    subtracting a large ``lam_ki`` from ``Lam_i``. This equals
-    ``bg_denoiser(H, G, sigma2, Lam - lam)`` up to rounding.
+    subtracting a large ``lam_ki`` from ``Lam_i``. This equals the Bernoulli-Gaussian
+    denoiser under the extrinsic prior ``Lam - lam`` up to rounding (the tests check it
+    against quadrature of that denoiser).
 
     The matrix is the largest object of the E-step, so the moments are written to share
     its passes: with ``h = H mu1`` (which the llr needs anyway),

@@ -1,8 +1,8 @@
-"""Output layer of TDAMP: Gaussian and probit-product likelihoods, and their v M-steps.
+"""Output layer of TDAMP: the Gaussian and probit-product likelihood factors.
 
 Module A's forward sweep ends with a Gaussian message ``N(z_L; omega, V)`` on each output
 pre-activation (diagonal, one pair per sample and output). An output step combines it
-with the likelihood ``p(y | z_L)`` and returns
+with the likelihood ``p(y | z_L)`` and returns an :class:`OutputStep`
 
 ========  ==========================================  =========
 symbol    meaning                                     shape
@@ -17,37 +17,57 @@ logZ      log normalizer, summed over the outputs     (B,)
 where ``Z = E_{z ~ N(omega, V)} p(y | z)`` (for the probit-product, the product of the
 pairwise factors' normalizers, see :func:`probit_output`).
 
-The noise variance ``v`` is learned by EM (ALGORITHM.md section 4): in closed form for the
-Gaussian likelihood (:func:`gaussian_v_update`), by a one-dimensional maximization for the
-probit-product one (:func:`probit_v_update_reference`, and the cheap
-:func:`probit_v_update` used every epoch).
+The noise variance ``v`` is learned by EM (ALGORITHM.md section 4): the output statistics
+of an epoch are accumulated by the likelihood's statistics class (:class:`GaussianVStats`,
+closed form; :class:`ProbitVStats`, a one-dimensional maximization,
+:func:`probit_v_update_reference`, and the cheap :func:`probit_v_update` used every
+epoch). Every likelihood is a :class:`Likelihood` factor with the same interface;
+``LIKELIHOODS`` maps the option strings to them, so adding a likelihood touches this file.
 
 See ALGORITHM.md sections 3, 4, 5.4 and 6.
 """
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.optimize import minimize_scalar
-from scipy.special import erfcx, log_ndtr, logsumexp
+from scipy.special import erfcx, log_ndtr
+
+from ._numerics import GAUSSIAN_V_BOUNDS, PROBIT_V_BOUNDS, TINY
 
 __all__ = [
-    "OUTPUTS",
+    "LIKELIHOODS",
+    "GaussianVStats",
+    "Likelihood",
+    "OutputStep",
+    "ProbitVStats",
     "gaussian_output",
-    "gaussian_v_update",
+    "probit_log_scores",
     "probit_output",
     "probit_pair_stats",
-    "probit_predict_proba",
     "probit_v_objective",
     "probit_v_update",
     "probit_v_update_reference",
 ]
 
+
+class OutputStep(NamedTuple):
+    """What an output step returns (see the module docstring for the symbols)."""
+
+    g: np.ndarray
+    Gam: np.ndarray
+    zhat: np.ndarray
+    zvar: np.ndarray
+    logZ: np.ndarray
+
+
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _LOG_2PI = math.log(2.0 * math.pi)
-_TINY = np.finfo(np.float64).tiny
 # Below this t the curvature of log Phi is taken from its asymptotic series (1 - x R(x)
 # loses about log10(x^2) digits to cancellation; at x = 50 the series is exact to 1e-13).
 _T_ASYMPTOTIC = -50.0
@@ -116,7 +136,7 @@ def gaussian_output(y, omega, V, v):
     Gam = 1.0 / S
     g = (y - omega) * Gam
     logZ = -0.5 * np.sum(_LOG_2PI + np.log(S) + (y - omega) * g, axis=1)
-    return g, Gam, omega + V * g, V * v * Gam, logZ
+    return OutputStep(g, Gam, omega + V * g, V * v * Gam, logZ)
 
 
 def probit_output(y, omega, V, v):
@@ -174,15 +194,16 @@ def probit_output(y, omega, V, v):
     g[rows, y] = -np.sum(g, axis=1)
     Gam[rows, y] = 0.0
     Gam[rows, y] = np.sum(Gam, axis=1)
-    zvar = np.clip(V - V**2 * Gam, _TINY, V)
-    return g, Gam, omega + V * g, zvar, np.sum(log_phi, axis=1)
+    zvar = np.clip(V - V**2 * Gam, TINY, V)
+    return OutputStep(g, Gam, omega + V * g, zvar, np.sum(log_phi, axis=1))
 
 
-def probit_predict_proba(omega, V, v):
-    """Class probabilities of the probit-product model (ALGORITHM.md section 6).
+def probit_log_scores(omega, V, v):
+    """Unnormalized log class probabilities of the probit-product model (ALGORITHM.md 6).
 
-    ``P(c) ∝ prod_{j != c} Phi((omega_c - omega_j) / sqrt(v + V_c + V_j))``, normalized per
-    row in the log domain.
+    ``log P(c) = sum_{j != c} log Phi((omega_c - omega_j) / sqrt(v + V_c + V_j))`` up to a
+    per-row constant; ``predict``, ``predict_proba``, ``predict_log_proba`` and
+    ``decision_function`` of the classifier all derive from these scores.
 
     Parameters
     ----------
@@ -193,14 +214,13 @@ def probit_predict_proba(omega, V, v):
 
     Returns
     -------
-    proba : ndarray of shape (B, C)
-        Rows sum to one.
+    scores : ndarray of shape (B, C)
 
     Examples
     --------
     >>> import numpy as np
-    >>> p = probit_predict_proba(np.array([[0.0, 1.0]]), np.ones((1, 2)), 2.0)
-    >>> np.round(p, 4)
+    >>> s = probit_log_scores(np.array([[0.0, 1.0]]), np.ones((1, 2)), 2.0)
+    >>> np.round(np.exp(s), 4)
     array([[0.3085, 0.6915]])
     """
     omega, V = np.asarray(omega, dtype=np.float64), np.asarray(V, dtype=np.float64)
@@ -209,33 +229,7 @@ def probit_predict_proba(omega, V, v):
     t = (omega[:, :, None] - omega[:, None, :]) / np.sqrt(v + V[:, :, None] + V[:, None, :])
     log_phi = log_ndtr(t)
     log_phi[:, np.arange(C), np.arange(C)] = 0.0
-    log_p = np.sum(log_phi, axis=2)
-    return np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True))
-
-
-def gaussian_v_update(sq_err_sum, count, *, v_min=1e-8):
-    """Noise-variance M-step of the Gaussian likelihood.
-
-    Parameters
-    ----------
-    sq_err_sum : float
-        ``sum [(y - zhat)^2 + zvar]`` over samples and outputs.
-    count : int
-        Number of terms in the sum (samples times outputs).
-    v_min : float, default=1e-8
-        Floor on the result.
-
-    Returns
-    -------
-    v : float
-        ``max(sq_err_sum / count, v_min)``.
-
-    Examples
-    --------
-    >>> gaussian_v_update(3.0, 4)
-    0.75
-    """
-    return max(float(sq_err_sum) / float(count), v_min)
+    return log_phi.sum(axis=2)
 
 
 def probit_pair_stats(y, zhat, zvar):
@@ -335,7 +329,7 @@ def _maximize_v(dm, dv, weights, bounds, n_nodes):
     return math.exp(res.x)
 
 
-def probit_v_update_reference(dm, dv, bounds=(1e-3, 1e3), n_nodes=20, *, weights=None):
+def probit_v_update_reference(dm, dv, bounds=PROBIT_V_BOUNDS, n_nodes=20, *, weights=None):
     """Reference probit M-step: ``argmax_v F(v)`` by a bounded search over ``log v``.
 
     Each objective evaluation costs ``n_nodes`` passes over the pairs, and the search
@@ -386,7 +380,7 @@ def _compress_pairs(dm, dv, scale, n_bins, weights=None):
     """
     size = n_bins[0] * n_bins[1]
     cells = _grid_index(np.arcsinh(dm / scale), n_bins[0]) * n_bins[1] + _grid_index(
-        np.log(np.maximum(dv, _TINY)), n_bins[1]
+        np.log(np.maximum(dv, TINY)), n_bins[1]
     )
     w = np.ones_like(dm) if weights is None else np.asarray(weights, dtype=np.float64)
     count = np.bincount(cells, w, size)
@@ -398,7 +392,7 @@ def _compress_pairs(dm, dv, scale, n_bins, weights=None):
 
 
 def probit_v_update(
-    dm, dv, v_old, bounds=(1e-3, 1e3), *, n_bins=(128, 32), n_nodes=20, weights=None
+    dm, dv, v_old, bounds=PROBIT_V_BOUNDS, *, n_bins=(128, 32), n_nodes=20, weights=None
 ):
     """Cheap probit M-step: the reference maximization on a moment-matched summary of pairs.
 
@@ -451,4 +445,122 @@ def probit_v_update(
     return _maximize_v(dm_c, dv_c, counts, bounds, n_nodes)
 
 
-OUTPUTS = {"gaussian": gaussian_output, "probit": probit_output}
+@dataclass
+class GaussianVStats:
+    """Running sums of ``(y - zhat)^2 + zvar`` over an epoch, for the Gaussian v M-step.
+
+    Attributes
+    ----------
+    total : float
+        ``sum [(y - zhat)^2 + zvar]`` over samples and outputs.
+    count : int
+        Number of terms in ``total``.
+    """
+
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, y, zhat, zvar):
+        r = y - zhat
+        self.total += float(np.sum(r * r + zvar))
+        self.count += r.size
+
+    def update(self, v_old):
+        """``v = mean[(y - zhat)^2 + Var z_L]``, within ``GAUSSIAN_V_BOUNDS``.
+
+        Examples
+        --------
+        >>> GaussianVStats(total=3.0, count=4).update(1.0)
+        0.75
+        """
+        if self.count == 0:
+            return v_old
+        return float(np.clip(self.total / self.count, *GAUSSIAN_V_BOUNDS))
+
+    def to_arrays(self):
+        """The sums as 0-d arrays (a federated client's message)."""
+        return {"total": np.asarray(self.total), "count": np.asarray(self.count)}
+
+    @classmethod
+    def from_arrays(cls, data):
+        return cls(float(data["total"]), int(data["count"]))
+
+    @classmethod
+    def merge(cls, parts):
+        """The statistics of the pooled data of ``parts`` (summed in order)."""
+        total, count = parts[0].total, parts[0].count
+        for part in parts[1:]:
+            total, count = total + part.total, count + part.count
+        return cls(float(total), int(count))
+
+
+@dataclass
+class ProbitVStats:
+    """Pairwise margins ``z_y - z_j ~ N(dm, dv)`` of an epoch, for the probit v M-step.
+
+    Attributes
+    ----------
+    dm, dv : list of ndarray
+        The margins' posterior means and variances, one array per minibatch
+        (:func:`probit_pair_stats`).
+    """
+
+    dm: list = field(default_factory=list)
+    dv: list = field(default_factory=list)
+
+    def add(self, y, zhat, zvar):
+        dm, dv = probit_pair_stats(y, zhat, zvar)
+        self.dm.append(dm)
+        self.dv.append(dv)
+
+    def update(self, v_old):
+        """Maximize ``sum E log Phi(d / sqrt v)`` over ``v`` (ALGORITHM.md 4)."""
+        if not self.dm:
+            return v_old
+        dm, dv = np.concatenate(self.dm), np.concatenate(self.dv)
+        return float(probit_v_update(dm, dv, v_old))
+
+    def to_arrays(self):
+        """The margins as two flat arrays (a federated client's message)."""
+        return {name: np.concatenate(parts) if parts else np.empty(0)
+                for name, parts in (("dm", self.dm), ("dv", self.dv))}
+
+    @classmethod
+    def from_arrays(cls, data):
+        return cls([np.asarray(data["dm"], dtype=np.float64)],
+                   [np.asarray(data["dv"], dtype=np.float64)])
+
+    @classmethod
+    def merge(cls, parts):
+        """The margins of the pooled data of ``parts``, concatenated in order."""
+        return cls([np.concatenate([p.to_arrays()["dm"] for p in parts])],
+                   [np.concatenate([p.to_arrays()["dv"] for p in parts])])
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """A likelihood factor ``p(y | z_L)``: what module A and the M-step need of it.
+
+    Attributes
+    ----------
+    name : str
+        The option string.
+    output : callable
+        ``output(y, omega, V, v) -> OutputStep``.
+    stats : type
+        Accumulator of the noise-variance M-step (``add``, ``update``, ``merge``,
+        ``to_arrays``, ``from_arrays``).
+    v_bounds : tuple of float
+        Interval of the noise variance ``v``.
+    """
+
+    name: str
+    output: Callable
+    stats: type
+    v_bounds: tuple
+
+
+LIKELIHOODS = {
+    "gaussian": Likelihood("gaussian", gaussian_output, GaussianVStats, GAUSSIAN_V_BOUNDS),
+    "probit": Likelihood("probit", probit_output, ProbitVStats, PROBIT_V_BOUNDS),
+}

@@ -1,16 +1,31 @@
 """Prediction: forward moment propagation with the weight posterior (ALGORITHM.md 6)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._activations import ACTIVATIONS
-from ._damp import augment, forward_layer
+from ._module_a import augment, forward_layer
 
 
-def _layer_parts(la):
-    """``(m, c, mu)`` of a LayerState or of an ``(m, c)`` / ``(m, c, mu)`` tuple."""
-    if hasattr(la, "m"):
-        return la.m, la.c, la.mu
-    return (*la, None)[:3]
+@dataclass(frozen=True)
+class LayerMoments:
+    """The weight posterior of one layer as prediction reads it.
+
+    Attributes
+    ----------
+    m, c : ndarray of shape (N_out, N_in + 1)
+        Posterior means and variances, bias in the last column.
+    mu : ndarray of shape (N_in,) or None
+        Shift of the layer's inputs: the layer computes ``m [u - mu; 1]``.
+
+    A :class:`~._state.LayerState` has the same three attributes and can be passed
+    wherever a ``LayerMoments`` is expected.
+    """
+
+    m: np.ndarray
+    c: np.ndarray
+    mu: np.ndarray | None = None
 
 
 def _propagate(X, layers, activation, depth):
@@ -23,13 +38,13 @@ def _propagate(X, layers, activation, depth):
     xa, Da = augment(X)  # fresh arrays, centered in place
     L = len(layers)
     for l in range(depth):
-        m, c, mu = _layer_parts(layers[l])
-        if mu is not None:
-            xa[:, :-1] -= mu
-        omega, V = forward_layer(xa, Da, m, c)
+        la = layers[l]
+        if la.mu is not None:
+            xa[:, :-1] -= la.mu
+        omega, V = forward_layer(xa, Da, la.m, la.c)
         if l == L - 1:
             return omega, V
-        xa, Da = augment(*act(omega, V, 0.0, 0.0)[:2])
+        xa, Da = augment(*act.moments(omega, V, 0.0, 0.0)[:2])
     return xa, Da
 
 
@@ -39,10 +54,9 @@ def forward_moments(X, layers, activation):
     Parameters
     ----------
     X : ndarray of shape (n, N_0)
-    layers : list of LayerState or of (m, c) or (m, c, mu) tuples
-        Weight posterior per layer, bias in the last column; ``mu`` (optional, shape
-        ``(N_in,)``) is the shift of the layer's inputs (the layer computes
-        ``m [u - mu; 1]``, see :func:`layer_input_sums`).
+    layers : list of LayerMoments or LayerState
+        Weight posterior per layer, bias in the last column, and the shift ``mu`` of
+        the layer's inputs (see :func:`layer_input_sums`).
     activation : str
         Key of ``ACTIVATIONS``.
 
@@ -54,11 +68,11 @@ def forward_moments(X, layers, activation):
     --------
     >>> import numpy as np
     >>> m = np.array([[2.0, 1.0]]); c = np.array([[0.5, 0.0]])
-    >>> omega, V = forward_moments(np.array([[1.0], [3.0]]), [(m, c)], "identity")
+    >>> X = np.array([[1.0], [3.0]])
+    >>> omega, V = forward_moments(X, [LayerMoments(m, c)], "identity")
     >>> omega.ravel().tolist(), V.ravel().tolist()
     ([3.0, 7.0], [0.5, 4.5])
-    >>> omega, V = forward_moments(np.array([[1.0], [3.0]]), [(m, c, np.array([2.0]))],
-    ...                            "identity")
+    >>> omega, V = forward_moments(X, [LayerMoments(m, c, np.array([2.0]))], "identity")
     >>> omega.ravel().tolist(), V.ravel().tolist()
     ([-1.0, 3.0], [0.5, 0.5])
     """
@@ -96,7 +110,7 @@ def layer_input_sums(X, layers, activation, depth, chunk_size=256):
     Parameters
     ----------
     X : ndarray of shape (n, N_0)
-    layers : list of LayerState or of (m, c) or (m, c, mu) tuples
+    layers : list of LayerMoments or LayerState
     activation : str
     depth : int
         Index of the layer whose inputs are summed, ``0 <= depth < len(layers)``.
@@ -111,12 +125,13 @@ def layer_input_sums(X, layers, activation, depth, chunk_size=256):
     >>> import numpy as np
     >>> m = np.array([[1.0, 0.0]]); c = np.zeros((1, 2))
     >>> X = np.array([[-1.0], [3.0]])
-    >>> layer_input_sums(X, [(m, c), (m, c)], "identity", 0).tolist()
+    >>> plain, shifted = LayerMoments(m, c), LayerMoments(m, c, np.array([1.0]))
+    >>> layer_input_sums(X, [plain, plain], "identity", 0).tolist()
     [2.0]
-    >>> layer_input_sums(X, [(m, c, np.array([1.0])), (m, c)], "identity", 1).tolist()
+    >>> layer_input_sums(X, [shifted, plain], "identity", 1).tolist()
     [0.0]
     """
-    total = np.zeros(_layer_parts(layers[depth])[0].shape[1] - 1)
+    total = np.zeros(layers[depth].m.shape[1] - 1)
     for start in range(0, X.shape[0], chunk_size):
         xa = _propagate(X[start:start + chunk_size], layers, activation, depth)[0]
         total += xa[:, :-1].sum(axis=0)

@@ -1,4 +1,4 @@
-"""Stable Gaussian helpers shared by the core (log pdf/cdf, Mills ratios, truncation).
+"""Stable Gaussian helpers of the core: tails, Mills ratios, truncated moments.
 
 Symbols
 -------
@@ -18,9 +18,8 @@ there they come from Laplace's continued fraction for the Mills ratio instead.
 """
 
 import numpy as np
-from scipy.special import erfc, erfcx, log_ndtr
+from scipy.special import erfc, erfcx
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 _INV_SQRT2 = float(1.0 / np.sqrt(2.0))
 # exp(-x^2 / 2) is 0.0 in float64 beyond |x| ~ 38.6: clipping |x| at 40 is exact there
@@ -32,70 +31,6 @@ _X_ERFC_MAX = 25.0
 _CF_SWITCH = -5.0
 # continued-fraction depth: relative error ~1e-15 at x = _CF_SWITCH, better further out
 _CF_TERMS = 28
-
-
-def log_phi(x):
-    """Log of the standard normal density, ``-x^2 / 2 - log(2 pi) / 2``.
-
-    Parameters
-    ----------
-    x : array_like
-
-    Returns
-    -------
-    ndarray or float
-        ``log phi(x)``, same shape as ``x``.
-
-    Examples
-    --------
-    >>> round(float(log_phi(0.0)), 6)
-    -0.918939
-    """
-    x = np.asarray(x, dtype=np.float64)
-    return -0.5 * (x * x + _LOG_2PI)
-
-
-def log_Phi(x):
-    """Log of the standard normal cdf (``scipy.special.log_ndtr``), accurate in both tails.
-
-    Parameters
-    ----------
-    x : array_like
-
-    Returns
-    -------
-    ndarray or float
-        ``log Phi(x)``, same shape as ``x``.
-
-    Examples
-    --------
-    >>> round(float(log_Phi(0.0)), 6)
-    -0.693147
-    """
-    return log_ndtr(np.asarray(x, dtype=np.float64))
-
-
-def log_gauss(x, mean, var):
-    """Log density of ``N(mean, var)`` at ``x``.
-
-    Parameters
-    ----------
-    x, mean, var : array_like
-        Broadcastable; ``var > 0``.
-
-    Returns
-    -------
-    ndarray or float
-        ``log N(x; mean, var)``, broadcast shape.
-
-    Examples
-    --------
-    >>> round(float(log_gauss(1.0, 1.0, 1.0)), 6)
-    -0.918939
-    """
-    x, mean, var = (np.asarray(t, dtype=np.float64) for t in (x, mean, var))
-    d = x - mean
-    return -0.5 * (d * d / var + np.log(var) + _LOG_2PI)
 
 
 def normal_tail(x):
@@ -113,7 +48,7 @@ def normal_tail(x):
         ``Phi(x) exp(min(x, 0)^2 / 2)``, in ``(0, 1]``;
         ``log Phi(x) = log(Phis) - min(x, 0)^2 / 2``
         (to absolute accuracy ~1e-16 for ``x > 0``, which is what log-weight differences need;
-        use :func:`log_Phi` for relative accuracy there).
+        use ``scipy.special.log_ndtr`` for relative accuracy there).
     h : ndarray
         ``phi(x) / Phi(x)``; ``~ -x`` as ``x -> -inf``, ``~ phi(x)`` as ``x -> +inf``.
 
@@ -150,29 +85,6 @@ def normal_tail(x):
     return Q.reshape(shape)[()], Phis.reshape(shape)[()], h.reshape(shape)[()]
 
 
-def inv_mills(x):
-    """Inverse Mills ratio ``phi(x) / Phi(x)``, stable in both tails.
-
-    Parameters
-    ----------
-    x : array_like
-
-    Returns
-    -------
-    ndarray or float
-        ``phi(x) / Phi(x) = sqrt(2/pi) / erfcx(-x / sqrt 2)``; tends to ``-x`` as
-        ``x -> -inf`` and to ``0`` as ``x -> +inf``.
-
-    Examples
-    --------
-    >>> round(float(inv_mills(0.0)), 6)
-    0.797885
-    >>> round(float(inv_mills(-1e6)), 3)
-    1000000.0
-    """
-    return normal_tail(x)[2]
-
-
 def _trunc_moments_cf(u):
     """``(r, w)`` at ``x = -u`` (``u >= 5``) from Laplace's continued fraction.
 
@@ -196,7 +108,7 @@ def trunc_moments(x, h=None):
     x : array_like
         Mean of the untruncated Gaussian, in units of its standard deviation.
     h : array_like, optional
-        ``inv_mills(x)`` if already computed.
+        ``normal_tail(x)[2]`` (the inverse Mills ratio) if already computed.
 
     Returns
     -------

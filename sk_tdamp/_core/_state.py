@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._numerics import RHO_INIT_CLIP
+
 
 @dataclass
 class LayerState:
@@ -69,7 +71,7 @@ class LayerState:
 class NetworkState:
     """The whole posterior: the layers, the noise variance ``v`` and the epoch count."""
 
-    layers: list = field(default_factory=list)
+    layers: list[LayerState] = field(default_factory=list)
     v: float = 1.0
     bias_var: float = 1.0
 
@@ -125,7 +127,7 @@ def init_state(layer_sizes, rng, *, prior_scale=1.0, bias_var=1.0, v=1.0, rho=0.
         Hp = Gp * m
         p = input_rho if l == 0 else rho
         grouped = p is not None
-        p = 0.5 if p is None else float(np.clip(p, 1e-6, 1 - 1e-6))
+        p = 0.5 if p is None else float(np.clip(p, *RHO_INIT_CLIP))
         layers.append(LayerState(
             m=m, c=c, Hp=Hp, Gp=Gp, Lam=np.zeros(n_in), sigma2=sigma2,
             logit_rho=float(np.log(p) - np.log1p(-p)), grouped=grouped,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from sk_tdamp._core._turbo import PosteriorAverage
+from sk_tdamp._core._pasp import PosteriorAverage
 
 
 def _states(rng, n_steps, shapes=((3, 4), (2, 4))):

@@ -12,8 +12,6 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 
 from sk_tdamp._core._group_prior import (
-    bg_denoiser,
-    extrinsic_logit,
     gaussian_denoiser,
     group_posterior,
     module_b,
@@ -22,6 +20,7 @@ from sk_tdamp._core._group_prior import (
     target_density_mask,
     weight_llr,
 )
+from sk_tdamp._core.tests._reference import bg_denoiser, extrinsic_logit
 
 # ---------------------------------------------------------------------------
 # Quadrature references

@@ -6,20 +6,28 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate
+from scipy.special import logsumexp
 from scipy.stats import norm
 
 from sk_tdamp._core._likelihoods import (
-    OUTPUTS,
+    LIKELIHOODS,
+    GaussianVStats,
     _probit_curvature,
     gaussian_output,
-    gaussian_v_update,
+    probit_log_scores,
     probit_output,
     probit_pair_stats,
-    probit_predict_proba,
     probit_v_objective,
     probit_v_update,
     probit_v_update_reference,
 )
+from sk_tdamp._core._numerics import GAUSSIAN_V_BOUNDS
+
+
+def probit_predict_proba(omega, V, v):
+    """The classifier's probabilities: the production scores, normalized per row."""
+    scores = probit_log_scores(omega, V, v)
+    return np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
 
 
 def _finite_differences(log_z, omega, step):
@@ -79,12 +87,34 @@ def test_gaussian_output_posterior_and_evidence_match_closed_form():
     assert_allclose(logZ, expected, rtol=1e-13)
 
 
-def test_gaussian_v_update_is_mean_with_floor():
+def test_gaussian_v_update_is_mean_within_bounds():
     rng = np.random.default_rng(2)
     y, zhat, zvar = rng.normal(size=50), rng.normal(size=50), rng.uniform(0, 0.2, 50)
-    sq = np.sum((y - zhat) ** 2 + zvar)
-    assert_allclose(gaussian_v_update(sq, 50), np.mean((y - zhat) ** 2 + zvar), rtol=1e-14)
-    assert gaussian_v_update(0.0, 10, v_min=1e-6) == 1e-6
+    stats = GaussianVStats()
+    for part in (slice(0, 20), slice(20, 50)):  # accumulated over two minibatches
+        stats.add(y[part], zhat[part], zvar[part])
+    assert stats.count == 50
+    assert_allclose(stats.update(9.0), np.mean((y - zhat) ** 2 + zvar), rtol=1e-14)
+    zero = GaussianVStats()
+    zero.add(y, y, np.zeros(50))
+    assert zero.update(1.0) == GAUSSIAN_V_BOUNDS[0]
+    assert GaussianVStats().update(0.25) == 0.25  # no data: v unchanged
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_statistics_of_split_data_merge_to_those_of_the_pooled_data(name):
+    # a federated server pools clients' statistics: the update must equal the pooled one
+    rng = np.random.default_rng(3)
+    B, C = 40, 3
+    y = rng.normal(size=(B, C)) if name == "gaussian" else rng.integers(0, C, B)
+    zhat, zvar = rng.normal(size=(B, C)), rng.uniform(0.1, 1.0, (B, C))
+    stats = LIKELIHOODS[name].stats
+    pooled, parts = stats(), [stats(), stats()]
+    pooled.add(y, zhat, zvar)
+    parts[0].add(y[:15], zhat[:15], zvar[:15])
+    parts[1].add(y[15:], zhat[15:], zvar[15:])
+    restored = [stats.from_arrays(p.to_arrays()) for p in parts]  # through a message
+    assert_allclose(stats.merge(restored).update(2.0), pooled.update(2.0), rtol=1e-12)
 
 
 # ----------------------------------------------------------- probit-product likelihood
@@ -354,5 +384,27 @@ def test_probit_v_update_end_to_end_from_output_step():
     assert_allclose(probit_v_update(dm, dv, 3.0), probit_v_update_reference(dm, dv), rtol=1e-3)
 
 
-def test_outputs_dispatch_keys():
-    assert OUTPUTS == {"gaussian": gaussian_output, "probit": probit_output}
+def _targets(name, seed, B, C):
+    rng = np.random.default_rng(seed)
+    if name == "gaussian":
+        return rng.normal(size=(B, C))
+    return rng.integers(0, C, size=B)
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_every_likelihood_factor_obeys_the_derivative_identities_of_log_z(name):
+    # one harness for all factors: g = d log Z / d omega, Gam = -d^2 log Z / d omega^2,
+    # zhat = omega + V g, and zvar = V - V^2 Gam (the posterior of z_L)
+    output = LIKELIHOODS[name].output
+    rng = np.random.default_rng(11)
+    B, C = 5, 3
+    omega, V = rng.normal(size=(B, C)), rng.uniform(0.1, 1.5, size=(B, C))
+    y, v = _targets(name, 12, B, C), 0.6
+    step = output(y, omega, V, v)
+    d1, d2 = _finite_differences(lambda o: output(y, o, V, v).logZ, omega, 1e-4)
+    assert_allclose(step.g, d1, rtol=1e-7, atol=1e-9)
+    assert_allclose(step.Gam, -d2, rtol=1e-5, atol=1e-7)
+    assert_allclose(step.zhat, omega + V * step.g, rtol=1e-13)
+    assert_allclose(step.zvar, V - V**2 * step.Gam, rtol=1e-10, atol=1e-14)
+    lo, hi = LIKELIHOODS[name].v_bounds
+    assert 0 < lo < v < hi

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 from numpy.testing import assert_allclose
 
-from sk_tdamp._core._predict import forward_moments, one_pass_variance
+from sk_tdamp._core._predict import LayerMoments, forward_moments, one_pass_variance
 
 
 def test_one_pass_variance_divides_the_data_precision_by_the_memory():
@@ -34,7 +34,7 @@ def test_forward_moments_of_a_linear_layer_are_exact():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((4, 3))
     m, c = rng.standard_normal((2, 4)), rng.uniform(0.1, 1.0, (2, 4))
-    mean, var = forward_moments(X, [(m, c)], "relu")
+    mean, var = forward_moments(X, [LayerMoments(m, c)], "relu")
     Xa = np.c_[X, np.ones(4)]
     assert_allclose(mean, Xa @ m.T)
     assert_allclose(var, (Xa ** 2) @ c.T)

@@ -5,22 +5,18 @@ import pytest
 from numpy.testing import assert_allclose
 
 from sk_tdamp._core._activations import ACTIVATIONS
-from sk_tdamp._core._damp import (
+from sk_tdamp._core._likelihoods import GaussianVStats
+from sk_tdamp._core._module_a import (
     augment,
     backward_message,
     forward_layer,
     hidden_g_gam,
     weight_evidence,
 )
-from sk_tdamp._core._mstep import GaussianVStats
+from sk_tdamp._core._pasp import pasp_update
 from sk_tdamp._core._predict import forward_moments, layer_input_sums
 from sk_tdamp._core._state import init_state
-from sk_tdamp._core._turbo import (
-    TurboConfig,
-    minibatch_estep,
-    pasp_update,
-    run_epoch,
-)
+from sk_tdamp._core._turbo import TurboConfig, minibatch_estep, run_epoch
 from sk_tdamp._core.tests.test_likelihoods import _finite_differences
 
 
@@ -227,7 +223,7 @@ def test_layer_input_sums_are_the_summed_activation_means_in_any_chunking():
     # depth 1: the ReLU means of the first layer's (shifted) pre-activations
     omega, V = forward_layer(augment(X - state.layers[0].mu)[0], None, state.layers[0].m,
                              state.layers[0].c)
-    expected = ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[0].sum(axis=0)
+    expected = ACTIVATIONS["relu"].moments(omega, V, 0.0, 0.0)[0].sum(axis=0)
     for chunk_size in (1, 7, 4096):
         assert_allclose(layer_input_sums(X, state.layers, "relu", 1, chunk_size),
                         expected, rtol=1e-12)
@@ -235,12 +231,12 @@ def test_layer_input_sums_are_the_summed_activation_means_in_any_chunking():
                         X.sum(axis=0), rtol=1e-12)
     # depth 2 goes through layer 1 with its own shift
     state.layers[1].mu = expected / X.shape[0]
-    omega, V = forward_layer(augment(*ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[:2])[0]
+    omega, V = forward_layer(augment(*ACTIVATIONS["relu"].moments(omega, V, 0.0, 0.0)[:2])[0]
                              - np.append(state.layers[1].mu, 0.0),
-                             augment(*ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[:2])[1],
+                             augment(*ACTIVATIONS["relu"].moments(omega, V, 0.0, 0.0)[:2])[1],
                              state.layers[1].m, state.layers[1].c)
     assert_allclose(layer_input_sums(X, state.layers, "relu", 2, 13),
-                    ACTIVATIONS["relu"](omega, V, 0.0, 0.0)[0].sum(axis=0), rtol=1e-12)
+                    ACTIVATIONS["relu"].moments(omega, V, 0.0, 0.0)[0].sum(axis=0), rtol=1e-12)
 
 
 def test_run_epoch_reduces_loss_on_a_linear_teacher():

@@ -1,7 +1,9 @@
 """Module A of TDAMP: deep approximate message passing through the layers.
 
-Each function is one line group of ALGORITHM.md 5.1-5.2, written as matrix products
-over a minibatch. Per layer (0-based index ``l``: input ``u_l``, output ``z_{l+1}``):
+Each formula function is one line group of ALGORITHM.md 5.1-5.2, written as matrix
+products over a minibatch; :func:`forward_sweep` and :func:`backward_sweep` run them over
+the layers on one minibatch's :class:`Messages`. Per layer (0-based index ``l``: input
+``u_l``, output ``z_{l+1}``):
 
 =========  =====================================================  ===============
 symbol     meaning                                                shape
@@ -42,7 +44,12 @@ would push outward. With Gauss-Newton there too, long runs on Fashion-MNIST brok
 (doc/algorithm.rst, "Deep networks" and "Breakdown of long runs").
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from ._activations import ACTIVATIONS
+from ._likelihoods import LIKELIHOODS
 
 
 def augment(xh, D=None):
@@ -151,3 +158,82 @@ def backward_message(xa, g, Gam, m, c, mu=None):
     if mu is not None:
         Bm += Am * mu
     return Am, Bm
+
+
+@dataclass
+class Messages:
+    """The messages of one minibatch's sweeps, one list entry per layer ``l``.
+
+    Attributes
+    ----------
+    xa, Da : list of ndarray of shape (B, N_l + 1)
+        Mean and variance of layer ``l``'s augmented (and shifted) input; ``Da[0]`` is
+        None (data inputs), the others are None until the first forward sweep sets them.
+    omega, V : list of ndarray of shape (B, N_{l+1})
+        Forward message on layer ``l``'s pre-activations.
+    Am, Bm : list of ndarray of shape (B, N_l), or 0.0
+        Backward message on layer ``l``'s input from the layer itself (``l >= 1``),
+        ``0.0`` before the first backward sweep (plain moment propagation).
+    g : list of ndarray of shape (B, N_{l+1})
+        The last backward sweep's ``g`` (the first layer's Onsager term reads it).
+    """
+
+    xa: list
+    Da: list
+    omega: list
+    V: list
+    Am: list
+    Bm: list
+    g: list
+
+    @classmethod
+    def start(cls, x, mu, n_layers):
+        """Messages before the first sweep on inputs ``x`` (shifted by ``mu``, or None)."""
+        xa = augment(x)[0]
+        if mu is not None:
+            xa[:, :-1] -= mu
+        empty = [None] * n_layers
+        return cls(xa=[xa, *empty[1:]], Da=list(empty), omega=list(empty), V=list(empty),
+                   Am=[0.0] * n_layers, Bm=[0.0] * n_layers, g=list(empty))
+
+
+def forward_sweep(state, cfg, msgs):
+    """Forward sweep over the layers: sets ``msgs.xa``, ``msgs.Da``, ``msgs.omega``,
+    ``msgs.V``; activations are damped from the second sweep of a minibatch on."""
+    act = ACTIVATIONS[cfg.activation]
+    L = len(state.layers)
+    xa, Da = msgs.xa, msgs.Da
+    psi = cfg.damping
+    for l, la in enumerate(state.layers):
+        g_old = msgs.g[0] if l == 0 else None  # the Onsager term (data inputs only)
+        omega, V = forward_layer(xa[l], Da[l], la.m, la.c, g_old)
+        msgs.omega[l], msgs.V[l] = omega, V
+        if l < L - 1:
+            xn, Dn = augment(*act.moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1])[:2])
+            if state.layers[l + 1].mu is not None:  # centered inputs (before damping)
+                xn[:, :-1] -= state.layers[l + 1].mu
+            if xa[l + 1] is not None:  # second and later sweeps: damp
+                xn = psi * xa[l + 1] + (1.0 - psi) * xn
+                Dn = psi * Da[l + 1] + (1.0 - psi) * Dn
+            xa[l + 1], Da[l + 1] = xn, Dn
+
+
+def backward_sweep(y, state, cfg, msgs):
+    """Output step and backward sweep: returns the evidence lists ``H, G`` of every layer
+    and the :class:`~._likelihoods.OutputStep`; sets ``msgs.g``, ``msgs.Am``, ``msgs.Bm``."""
+    act = ACTIVATIONS[cfg.activation]
+    L = len(state.layers)
+    H, G = [None] * L, [None] * L
+    out = LIKELIHOODS[cfg.likelihood].output(y, msgs.omega[-1], msgs.V[-1], state.v)
+    g, Gam = out.g, out.Gam
+    for l in range(L - 1, -1, -1):
+        la = state.layers[l]
+        if l < L - 1:
+            omega, V = msgs.omega[l], msgs.V[l]
+            _, _, zh, zv = act.moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1])
+            g, Gam = hidden_g_gam(omega, V, zh, zv)
+        msgs.g[l] = g
+        H[l], G[l] = weight_evidence(msgs.xa[l], msgs.Da[l], g, Gam, la.m)
+        if l > 0:
+            msgs.Am[l], msgs.Bm[l] = backward_message(msgs.xa[l], g, Gam, la.m, la.c, la.mu)
+    return H, G, out
