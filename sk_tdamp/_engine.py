@@ -26,7 +26,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from ._core._likelihoods import LIKELIHOODS
 from ._core._mstep import rho_step, slab_variance_step, target_density_step
-from ._core._pasp import PosteriorAverage, forgetting_factor
+from ._core._pasp import PosteriorAverage
 from ._core._predict import centering_rows, layer_input_sums
 from ._core._state import init_state
 from ._core._turbo import run_epoch
@@ -338,15 +338,16 @@ def fit_more(chain, settings, X, Y, *, incremental, federation=None):
 # ---------------------------------------------------------------------- federated
 @dataclass(frozen=True)
 class LocalLayer:
-    """The arrays of a layer's posterior that a client's E-step updates."""
+    """What a client's E-step updates of a layer's posterior: the moments, the prior
+    evidence, the support log-odds, and the decay of the (shared) initialization
+    pseudo-evidence."""
 
     m: np.ndarray
     c: np.ndarray
     Hp: np.ndarray
     Gp: np.ndarray
     Lam: np.ndarray
-    H0: np.ndarray | None = None
-    G0: np.ndarray | None = None
+    init_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -403,16 +404,9 @@ def client_update(state, settings, X, Y, orders, n_total, first_pass):
         if not (np.isfinite(loss) and local.is_finite()):
             raise FloatingPointError(
                 f"the local posterior became non-finite in local epoch {epoch + 1}")
-    layers = [LocalLayer(la.m, la.c, la.Hp, la.Gp, la.Lam, la.H0, la.G0)
+    layers = [LocalLayer(la.m, la.c, la.Hp, la.Gp, la.Lam, float(la.init_scale))
               for la in local.layers]
     return ClientUpdate(layers, stats, float(loss), n)
-
-
-def init_decay(settings, n):
-    """The forgetting factors a client of ``n`` samples applies to ``(H0, G0)``, in order."""
-    batch_size = min(settings.batch_size, n)
-    return [forgetting_factor(min(batch_size, n - start), n, settings.pasp_memory)
-            for start in range(0, n, batch_size)] * settings.local_epochs
 
 
 def aggregate(state, updates, settings):
@@ -420,7 +414,9 @@ def aggregate(state, updates, settings):
 
     Every array a client's E-step updates is averaged with the weights ``N_k / N``
     (for the evidence: the weighted geometric average of the posteriors in natural
-    parameters); with one client the weight is exactly 1 and this is the identity.
+    parameters); with one client the weight is exactly 1 and this is the identity. The
+    initialization pseudo-evidence is the global ``(H0, G0)`` times each client's decay,
+    so its average is ``(H0, G0)`` times the average decay.
     Returns the new state (hyperparameters still those of ``state``), the pooled
     statistics, the weighted loss and the number of samples processed.
     """
@@ -437,8 +433,8 @@ def aggregate(state, updates, settings):
     for l, la in enumerate(state.layers):
         local = [u.layers[l] for u in updates]
         arrays = {name: average([getattr(x, name) for x in local])
-                  for name in ("m", "c", "Hp", "Gp", "Lam", "H0", "G0")
-                  if getattr(local[0], name) is not None}
+                  for name in ("m", "c", "Hp", "Gp", "Lam", "init_scale")}
+        arrays["init_scale"] = float(arrays["init_scale"])
         keep = None if la.keep is None else la.keep.copy()
         layers.append(replace(la, keep=keep, **arrays))
     stats = LIKELIHOODS[settings.likelihood].stats.merge([u.stats for u in updates])

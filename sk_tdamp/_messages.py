@@ -13,7 +13,7 @@ import copy as _copy
 import json
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 import numpy as np
 
@@ -342,18 +342,14 @@ class LocalMessage(_Message):
     layers : list of LocalLayer
         The client's posterior, per layer: the arrays its E-step updates, ``m, c``
         (posterior means and variances), ``Hp, Gp`` (its posterior-as-prior evidence),
-        ``Lam`` (support log-odds per group) and the initialization pseudo-evidence
-        ``H0, G0`` unless ``init_decay`` replaces it.
+        ``Lam`` (support log-odds per group), and ``init_scale``, the decay of the
+        initialization pseudo-evidence (whose arrays the server holds).
     output_stats : GaussianVStats or ProbitVStats
         Statistics of the noise-variance M-step over the client's last local epoch: for
         the Gaussian likelihood the sums of ``(y - zhat)^2 + Var z`` and their count,
         for the probit-product the pairwise margins ``dm, dv``.
     loss : float
         Mean prequential negative log-likelihood over the client's last local epoch.
-    init_decay : ndarray or None
-        The forgetting factors the client applied to ``(H0, G0)``, in order. When given,
-        ``H0, G0`` are left out of ``layers``: the pseudo-evidence only decays, so the
-        server recomputes it exactly from its own copy.
     """
 
     client: object
@@ -362,42 +358,17 @@ class LocalMessage(_Message):
     layers: list[LocalLayer]
     output_stats: GaussianVStats | ProbitVStats
     loss: float
-    init_decay: np.ndarray | None = None
 
     @classmethod
-    def from_update(cls, update, message, init_decay, client=None):
-        """The message of a client's update; ``(H0, G0)`` are left out when they are
-        the global ones decayed by ``init_decay`` (exactly)."""
-        decay = np.asarray(init_decay, dtype=np.float64)
-        layers = update.layers
-        only_decayed = all(
-            np.array_equal(_decayed(getattr(old, name), decay), getattr(new, name))
-            for old, new in zip(message.state.layers, layers) for name in ("H0", "G0")
-            if getattr(new, name) is not None)
-        if only_decayed:
-            layers = [replace(la, H0=None, G0=None) for la in layers]
+    def from_update(cls, update, message, client=None):
+        """The message of a client's update in answer to ``message``."""
         return cls(client=client, round=message.round, n_samples=update.n_samples,
-                   layers=layers, output_stats=update.stats, loss=update.loss,
-                   init_decay=decay if only_decayed else None)
+                   layers=update.layers, output_stats=update.stats, loss=update.loss)
 
-    def to_update(self, message):
-        """The :class:`~sk_tdamp._engine.ClientUpdate` of this message, the
-        pseudo-evidence recomputed from the global ``message`` where it was left out."""
-        layers = self.layers
-        if self.init_decay is not None:
-            layers = [replace(la, H0=_decayed(old.H0, self.init_decay),
-                              G0=_decayed(old.G0, self.init_decay))
-                      for la, old in zip(layers, message.state.layers)]
-        return ClientUpdate(layers, self.output_stats, float(self.loss), int(self.n_samples))
-
-
-def _decayed(array, decay):
-    """``array`` multiplied by each factor in turn, as the PasP updates of the core do."""
-    if array is None:
-        return None
-    for lam in decay:
-        array = lam * array
-    return array
+    def to_update(self):
+        """The :class:`~sk_tdamp._engine.ClientUpdate` of this message."""
+        return ClientUpdate(self.layers, self.output_stats, float(self.loss),
+                            int(self.n_samples))
 
 
 def _portable_params(params):

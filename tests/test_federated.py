@@ -180,11 +180,11 @@ def test_clients_forget_at_the_global_rate(monkeypatch, power):
     assert 1.0 - 16 / (init_memory * n) == pytest.approx(1.0 - 16 / (2.0 * 50), rel=1e-14)
     sizes = [16, 16, 16, 2]
     expected = np.prod([1.0 - b / (2.0 * 50) for b in sizes])
-    assert_allclose(np.prod(local.init_decay), expected, rtol=1e-13)
-    # The pseudo-evidence left out of the message is recomputed exactly by the server.
-    assert local.layers[0].G0 is None
-    G0 = local.to_update(msg).layers[0].G0
-    assert_allclose(G0, msg.state.layers[0].G0 * expected, rtol=1e-13)
+    assert_allclose(local.layers[0].init_scale, expected, rtol=1e-13)
+    # The server holds the pseudo-evidence arrays; the clients' decay is all it needs.
+    new = server_step(msg, [local])
+    assert_allclose(new.state.layers[0].init_scale, expected, rtol=1e-13)
+    assert_array_equal(new.state.layers[0].G0, msg.state.layers[0].G0)
 
 
 def test_server_step_is_the_weighted_average_of_local_posteriors():
@@ -388,8 +388,8 @@ def test_local_message_leaves_out_the_initialization_pseudo_evidence():
     X, y = _regression()
     msg = initial_message(EMTDAMPRegressor(hidden_layer_sizes=(5,), random_state=0), 4, 90)
     local = client_step(msg, X, y, random_state=0)
-    assert all(la.H0 is None and la.G0 is None for la in local.layers)
-    assert local.init_decay is not None
+    assert not any(key.endswith(("H0", "G0")) for key in local.to_dict())
+    assert all(0 < la.init_scale < 1 for la in local.layers)  # only its decay travels
     assert local.nbytes < 0.7 * msg.nbytes  # four weight-sized arrays instead of six
 
 

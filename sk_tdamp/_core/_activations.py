@@ -33,45 +33,88 @@ import numpy as np
 from scipy.special import expit
 
 from ._numerics import FORWARD_VARIANCE_FLOOR
-from ._special import normal_tail, trunc_moments
+from ._special import abs_tail, normal_tail, signed_tail, trunc_moments
 
 
 def _prepare(omega, V, Am, Bm):
     """Broadcast to float64, floor ``V`` and clip ``Am >= 0``."""
-    omega, V, Am, Bm = np.broadcast_arrays(
-        *(np.asarray(t, dtype=np.float64) for t in (omega, V, Am, Bm)))
+    arrays = [np.asarray(t, dtype=np.float64) for t in (omega, V, Am, Bm)]
+    if any(t.shape != arrays[0].shape for t in arrays[1:]):
+        arrays = np.broadcast_arrays(*arrays)
+    omega, V, Am, Bm = arrays
     return omega, np.maximum(V, FORWARD_VARIANCE_FLOOR), np.maximum(Am, 0.0), Bm
 
 
-def _relu_pieces(omega, V, Am, Bm):
-    """Standardized quantities of the two pieces and ``d`` = log(weight z>0 / weight z<0).
+def _untilted(Am, Bm):
+    """True when the backward message is zero (plain moment propagation)."""
+    return not (np.any(Am) or np.any(Bm))
 
-    With ``log C = -log(k)/2 + (a^2 - b^2)/2`` and ``log Phi(x) = log Phis(x) - min(x,0)^2/2``,
-    ``d = log C + log Phi(a) - log Phi(b) = (max(a,0)^2 - max(b,0)^2)/2
-    + log(Phis(a) / (Phis(b) sqrt k))``: the large quadratic parts cancel exactly.
-    """
+
+def _tail(omega, s, cache):
+    """:func:`~._special.abs_tail` of ``|omega| / s``, shared through ``cache`` (a dict
+    the caller keeps while ``omega`` and ``V`` stay the same: the forward and backward
+    calls of one sweep)."""
+    if cache is not None and "tail" in cache:
+        return cache["tail"]
+    tail = abs_tail(np.abs(omega) / s)
+    if cache is not None:
+        cache["tail"] = tail
+    return tail
+
+
+def _relu_untilted(omega, V, cache=None):
+    """ReLU moments ``(xhat, D)`` of ``u`` under plain ``N(omega, V)`` (``Am = Bm = 0``);
+    there ``zhat = omega`` and ``zvar = V``."""
+    s = np.sqrt(V)
+    a = omega / s
+    Q, G, e2 = _tail(omega, s, cache)
+    pos = a > 0
+    r, w = trunc_moments(a, signed_tail(pos, Q, G, e2)[1])
+    p1, p0 = np.where(pos, 1.0 - Q, Q), np.where(pos, Q, 1.0 - Q)
+    z1 = s * r
+    return p1 * z1, p1 * (V * w + p0 * z1 * z1)
+
+
+def _relu_pieces(omega, V, Am, Bm, cache=None):
+    """Standardized distances of the two pieces into their half-lines and their tails:
+    ``s = sqrt(V)``, ``sk = sqrt(1 + Am V)``, ``st = s / sk``, ``a = mt / sqrt(vt)``,
+    ``b = -omega / s``, and ``Phis``, ``h`` (:func:`~._special.normal_tail`) of each."""
     s = np.sqrt(V)
     sk = np.sqrt(1.0 + Am * V)
     st = s / sk
     a = (omega + Bm * V) / (sk * sk * st)
     b = -omega / s
     _, Psa, ha = normal_tail(a)
-    _, Psb, hb = normal_tail(b)
+    Psb, hb = signed_tail(b > 0, *_tail(omega, s, cache))
+    return s, sk, st, a, b, Psa, ha, Psb, hb
+
+
+def _relu_tilted(omega, V, Am, Bm, want="all", cache=None):
+    """Tilted ReLU moments (inputs prepared): ``want`` is ``"u"`` for ``(xhat, D)``,
+    ``"z"`` for ``(zhat, zvar)``, ``"all"`` for the four.
+
+    ``p(z)`` mixes ``N(omega, V)`` truncated to ``z < 0`` (weight ``Phi(b)``) and
+    ``C N(mt, vt)`` truncated to ``z > 0`` (weight ``C Phi(a)``). With
+    ``log C = -log(k)/2 + (a^2 - b^2)/2`` and ``log Phi(x) = log Phis(x) - min(x,0)^2/2``,
+    the log weight ratio is ``d = (max(a,0)^2 - max(b,0)^2)/2 + log(Phis(a) / (Phis(b)
+    sqrt k))``: the large quadratic parts cancel exactly.
+    """
+    s, sk, st, a, b, Psa, ha, Psb, hb = _relu_pieces(omega, V, Am, Bm, cache)
     ap, bp = np.maximum(a, 0.0), np.maximum(b, 0.0)
     d = 0.5 * (ap * ap - bp * bp) + np.log(Psa / (Psb * sk))
-    return s, st, a, b, d, ha, hb, Psa, Psb
-
-
-def _relu_untilted(omega, V):
-    """ReLU moments of plain ``N(omega, V)`` (``Am = Bm = 0``): ``zhat = omega``, ``zvar = V``."""
-    s = np.sqrt(V)
-    a = omega / s
-    Q, _, h = normal_tail(a)
-    r, w = trunc_moments(a, h)
-    pos = a > 0
-    p1, p0 = np.where(pos, 1.0 - Q, Q), np.where(pos, Q, 1.0 - Q)
-    z1 = s * r
-    return p1 * z1, p1 * (V * w + p0 * z1 * z1), omega.copy(), V.copy()
+    ra, wa = trunc_moments(a, ha)
+    p1, p0 = expit(d), expit(-d)
+    z1 = st * ra  # the z > 0 piece's mean and variance
+    v1 = st * st * wa
+    out = ()
+    if want != "z":
+        out = (p1 * z1, p1 * (v1 + p0 * z1 * z1))
+    if want != "u":
+        rb, wb = trunc_moments(b, hb)
+        z0 = s * rb  # the z < 0 piece's mean is -z0
+        gap = z1 + z0
+        out += (p1 * z1 - p0 * z0, p0 * V * wb + p1 * v1 + p0 * p1 * gap * gap)
+    return out
 
 
 def relu_moments(omega, V, Am, Bm):
@@ -99,6 +142,7 @@ def relu_moments(omega, V, Am, Bm):
     weights are normalized as ``expit(+-d)`` of their log ratio ``d``; each piece's moments
     are ``trunc_moments`` (mean ``-sqrt(V) r(b)``, resp. ``sqrt(vt) r(a)``) and
     the mixture variances come from the law of total variance (sums of non-negative terms).
+    :func:`relu_u_moments` and :func:`relu_z_moments` compute either half alone.
 
     Examples
     --------
@@ -110,25 +154,29 @@ def relu_moments(omega, V, Am, Bm):
     (0.623927, 0.058367)
     """
     omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
-    if not (np.any(Am) or np.any(Bm)):
-        return _relu_untilted(omega, V)
-    return _relu_tilted(omega, V, Am, Bm)
+    if _untilted(Am, Bm):
+        return (*_relu_untilted(omega, V), omega.copy(), V.copy())
+    return _relu_tilted(omega, V, Am, Bm, "all")
 
 
-def _relu_tilted(omega, V, Am, Bm):
-    """General case of :func:`relu_moments` (inputs already prepared)."""
-    s, st, a, b, d, ha, hb, _, _ = _relu_pieces(omega, V, Am, Bm)
-    ra, wa = trunc_moments(a, ha)
-    rb, wb = trunc_moments(b, hb)
-    p1, p0 = expit(d), expit(-d)
-    z1, z0 = st * ra, s * rb  # piece means: z1 (z > 0) and -z0 (z < 0)
-    v1 = st * st * wa
-    gap = z1 + z0
-    xhat = p1 * z1
-    D = p1 * (v1 + p0 * z1 * z1)
-    zhat = p1 * z1 - p0 * z0
-    zvar = p0 * V * wb + p1 * v1 + p0 * p1 * gap * gap
-    return xhat, D, zhat, zvar
+def relu_u_moments(omega, V, Am, Bm, cache=None):
+    """The ``(xhat, D)`` half of :func:`relu_moments` (what the forward sweep needs).
+
+    ``cache``: a dict kept by the caller while ``omega`` and ``V`` are unchanged, which
+    shares the Gaussian tail of ``omega / sqrt(V)`` with :func:`relu_z_moments`.
+    """
+    omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
+    if _untilted(Am, Bm):
+        return _relu_untilted(omega, V, cache)
+    return _relu_tilted(omega, V, Am, Bm, "u", cache)
+
+
+def relu_z_moments(omega, V, Am, Bm, cache=None):
+    """The ``(zhat, zvar)`` half of :func:`relu_moments` (what the backward sweep needs)."""
+    omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
+    if _untilted(Am, Bm):
+        return omega.copy(), V.copy()
+    return _relu_tilted(omega, V, Am, Bm, "z", cache)
 
 
 def relu_log_partition(omega, V, Am, Bm):
@@ -157,7 +205,7 @@ def relu_log_partition(omega, V, Am, Bm):
     0.635064
     """
     omega, V, Am, Bm = _prepare(omega, V, Am, Bm)
-    _, _, a, b, _, _, _, Psa, Psb = _relu_pieces(omega, V, Am, Bm)
+    _, _, _, a, b, Psa, _, Psb, _ = _relu_pieces(omega, V, Am, Bm)
     bm = np.minimum(b, 0.0)
     l0 = np.log(Psb) - 0.5 * bm * bm
     # log C + log Phi(a): for a >= 0 with the exponent of 5.3 (small when the tilt is), for
@@ -218,6 +266,16 @@ def identity_log_partition(omega, V, Am, Bm):
     return (0.5 * ((Bm * (Bm * V + 2.0 * omega) - Am * omega * omega) / k - np.log1p(Am * V)))[()]
 
 
+def identity_u_moments(omega, V, Am, Bm, cache=None):
+    """The ``(xhat, D)`` half of :func:`identity_moments`."""
+    return identity_moments(omega, V, Am, Bm)[:2]
+
+
+def identity_z_moments(omega, V, Am, Bm, cache=None):
+    """The ``(zhat, zvar)`` half of :func:`identity_moments`."""
+    return identity_moments(omega, V, Am, Bm)[2:]
+
+
 @dataclass(frozen=True)
 class Activation:
     """An activation factor ``u = f(z)``: its tilted moments and their log normalizer.
@@ -231,14 +289,22 @@ class Activation:
     log_partition : callable
         ``log_partition(omega, V, Am, Bm) -> log Z``, whose derivatives in ``omega`` are
         ``(zhat - omega) / V`` and ``(zvar - V) / V^2``.
+    u_moments, z_moments : callable
+        ``(omega, V, Am, Bm, cache=None) -> (xhat, D)`` and ``-> (zhat, zvar)``: the
+        halves of ``moments`` that the forward and the backward sweep need; ``cache`` is
+        a dict the sweep keeps per layer for work the two share.
     """
 
     name: str
     moments: Callable
     log_partition: Callable
+    u_moments: Callable
+    z_moments: Callable
 
 
 ACTIVATIONS = {
-    "relu": Activation("relu", relu_moments, relu_log_partition),
-    "identity": Activation("identity", identity_moments, identity_log_partition),
+    "relu": Activation("relu", relu_moments, relu_log_partition, relu_u_moments,
+                       relu_z_moments),
+    "identity": Activation("identity", identity_moments, identity_log_partition,
+                           identity_u_moments, identity_z_moments),
 }

@@ -143,8 +143,7 @@ def gaussian_denoiser(H, G, sigma2, scale=1.0, out=None):
         Prior variance, broadcastable to ``H``.
     scale : float or array_like, default=1.0
         Factor applied to both moments (the damping weight of the new posterior),
-        broadcastable to ``H``: ``scale v1`` is computed first and ``scale mu1`` as
-        ``H (scale v1)``, two passes fewer than scaling the moments afterwards.
+        broadcastable to ``H``; it costs no pass of its own.
     out : tuple of two ndarray, optional
         Arrays of the shape of ``H`` that receive ``m`` and ``c``.
 
@@ -153,7 +152,7 @@ def gaussian_denoiser(H, G, sigma2, scale=1.0, out=None):
     m : ndarray
         ``scale H sigma2 / (1 + sigma2 G)``.
     c : ndarray
-        ``scale sigma2 / (1 + sigma2 G)``, broadcast to the shape of ``m``.
+        ``scale sigma2 / (1 + sigma2 G)``, computed as ``scale / (G + 1 / sigma2)``.
 
     Examples
     --------
@@ -169,22 +168,21 @@ def gaussian_denoiser(H, G, sigma2, scale=1.0, out=None):
     if out is None:
         out = (np.empty_like(H), np.empty_like(H))
     m, c = out
-    x = np.asarray(G, dtype=np.float64) * sigma2
-    x += 1.0
-    np.divide(np.multiply(scale, sigma2), x, out=c)  # c broadcasts x to H's shape
+    np.add(G, np.reciprocal(np.asarray(sigma2, dtype=np.float64)), out=c)
+    np.divide(scale, c, out=c)
     np.multiply(H, c, out=m)
     return m, c
 
 
-def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):
+def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None, work=None):
     """Module B followed by the denoiser: posterior of a grouped weight matrix.
 
     Parameters
     ----------
     H, G : ndarray of shape (N_out, N_in)
         Evidence on each weight; group ``i`` is column ``i``.
-    sigma2 : float or array_like
-        Slab variance, broadcastable to ``(N_out, N_in)``.
+    sigma2 : float
+        Slab variance.
     logit_rho : float or ndarray of shape (N_in,)
         Prior support log-odds of each group.
     scale : float, default=1.0
@@ -192,6 +190,8 @@ def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):
         damping weight ``1 - psi``); it costs no extra pass over the matrix.
     out : tuple of two ndarrays of shape (N_out, N_in), optional
         Arrays (or views) that receive ``scale * m`` and ``scale * c``.
+    work : tuple of two ndarrays of shape (N_out, N_in), optional
+        Scratch arrays (or views).
 
     Returns
     -------
@@ -210,10 +210,9 @@ def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):
     against quadrature of that denoiser).
 
     The matrix is the largest object of the E-step, so the moments are written to share
-    its passes: with ``h = H mu1`` (which the llr needs anyway),
-    ``2 lam = h - log(1 + sigma2 G)`` and
-    ``c = pi v1 + pi (1 - pi) mu1^2 = pi v1 (1 + (1 - pi) h)`` because
-    ``mu1^2 = h v1``.
+    its passes: with ``x = G + 1 / sigma2``, ``v1 = 1 / x`` and ``h = H mu1 = H^2 v1``,
+    ``2 lam = h - log(x) - log(sigma2)`` and
+    ``c = pi v1 + pi (1 - pi) mu1^2 = pi v1 (1 + (1 - pi) h)``.
 
     Examples
     --------
@@ -227,27 +226,23 @@ def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None):
     """
     H = np.asarray(H, dtype=np.float64)
     G = np.broadcast_to(np.asarray(G, dtype=np.float64), H.shape)
-    sigma2 = np.asarray(sigma2, dtype=np.float64)
-    x = G * sigma2
-    lam2 = np.log1p(x)  # becomes 2 lam
-    x += 1.0
-    v1 = np.divide(sigma2, x, out=x)
-    mu1 = H * v1
-    h = H * mu1
-    np.subtract(h, lam2, out=lam2)
-    Lam = np.asarray(logit_rho, dtype=np.float64) + 0.5 * lam2.sum(axis=0)
-    pp = expit(Lam)
-    h *= expit(-Lam)
-    h += 1.0
-    h *= v1  # c / pi
-    w = scale * pp
     if out is None:
-        mu1 *= w
-        h *= w
-        return mu1, h, Lam
-    np.multiply(mu1, w, out=out[0])
-    np.multiply(h, w, out=out[1])
-    return out[0], out[1], Lam
+        out = (np.empty_like(H), np.empty_like(H))
+    t1, t2 = (np.empty_like(H), np.empty_like(H)) if work is None else work
+    mu1, h = out
+    x = np.add(G, 1.0 / sigma2, out=t1)  # (1 + sigma2 G) / sigma2
+    log_x = np.log(x, out=t2)
+    v1 = np.reciprocal(x, out=t1)
+    np.multiply(H, v1, out=mu1)
+    np.multiply(H, mu1, out=h)
+    two_lam = h.sum(axis=0) - log_x.sum(axis=0) - H.shape[0] * math.log(sigma2)
+    Lam = np.asarray(logit_rho, dtype=np.float64) + 0.5 * two_lam
+    w = scale * expit(Lam)
+    h *= w * expit(-Lam)
+    h += w
+    h *= v1  # c = w v1 (1 + (1 - pi) h)
+    mu1 *= w
+    return mu1, h, Lam
 
 
 def rho_update(Lam, floor=1e-3, ceil=1 - 1e-3):

@@ -47,6 +47,7 @@ would push outward. With Gauss-Newton there too, long runs on Fashion-MNIST brok
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
 from ._activations import ACTIVATIONS
 from ._likelihoods import LIKELIHOODS
@@ -72,7 +73,7 @@ def augment(xh, D=None):
     return xa, Da
 
 
-def forward_layer(xa, Da, m, c, g_old=None):
+def forward_layer(xa, Da, m, c, g_old=None, mm=None):
     """Forward message ``(omega, V)`` on the pre-activations (ALGORITHM.md 5.1).
 
     Parameters
@@ -84,10 +85,14 @@ def forward_layer(xa, Da, m, c, g_old=None):
     g_old : ndarray of shape (B, N_out) or None
         Previous sweep's ``g`` of this layer, for the Onsager term (data inputs only,
         ``Da is None``; ignored otherwise).
+    mm : ndarray of shape (N_out, N_in + 1), optional
+        ``m * m`` if already computed (the backward message needs it too).
 
     Returns
     -------
     omega, V : ndarray of shape (B, N_out)
+        ``omega = xa m^T`` and ``V = (xa^2 + Da) c^T + Da (m^2)^T``, the variance of
+        ``sum_i w_i u_i`` for independent weights and inputs.
 
     Examples
     --------
@@ -97,11 +102,13 @@ def forward_layer(xa, Da, m, c, g_old=None):
     ([[3.0]], [[3.0]])
     """
     omega = xa @ m.T
-    V = (xa * xa) @ c.T
-    if Da is not None:
-        V += Da @ (m * m + c).T
-    if g_old is not None and Da is None:
-        omega -= g_old * V
+    if Da is None:
+        V = (xa * xa) @ c.T
+        if g_old is not None:
+            omega -= g_old * V
+        return omega, V
+    V = (xa * xa + Da) @ c.T
+    V += Da @ (m * m if mm is None else mm).T
     return omega, V
 
 
@@ -115,26 +122,63 @@ def hidden_g_gam(omega, V, zh, zv):
     return g, Gam
 
 
-def weight_evidence(xa, Da, g, Gam, m):
-    """This minibatch's evidence ``(H, G)`` on the layer's weights (ALGORITHM.md 5.2).
+def _gemm_tn(alpha, a, b, c, beta=0.0):
+    """``c = alpha b^T a + beta c`` in place for a C-contiguous ``c`` (BLAS gemm on the
+    transposed, Fortran-ordered view: no copy of ``c``, no separate pass to add it)."""
+    gemm = get_blas_funcs("gemm", (c,))
+    gemm(alpha, a, b, beta=beta, c=c.T, trans_a=1, overwrite_c=1)
+    return c
+
+
+def weight_evidence(xa, Da, g, Gam, m, Hp=None, Gp=None, scale=1.0, out=None, work=None):
+    """This minibatch's evidence ``(H, G)`` on the layer's weights (ALGORITHM.md 5.2),
+    or the totals ``(Hp + H, Gp + G)`` when the prior evidence is given.
 
     ``G = sum_n [(xa^2 + Da) Gam - Da g^2]``, clipped at 0 elementwise, and
     ``H = sum_n xa g + m G`` (self term paired with the clipped ``G``, see the module
-    notes).
+    notes), both times ``scale`` (a tempered likelihood).
+
+    Parameters
+    ----------
+    xa, Da, g, Gam, m : ndarray
+        As in the module table (``Da`` None for data inputs).
+    Hp, Gp : ndarray of shape (N_out, N_in + 1), optional
+        Prior evidence to add.
+    scale : float, default=1.0
+    out : tuple of two ndarray, optional
+        Receive the two results; they may be ``Hp`` and ``Gp`` themselves, which are
+        then updated in place (the products add into them, no pass of their own).
+    work : tuple of two ndarray, optional
+        Scratch arrays of the weights' shape.
 
     Returns
     -------
     H, G : ndarray of shape (N_out, N_in + 1)
     """
-    G = Gam.T @ (xa * xa)
+    shape = m.shape
+    Hout, Gout = (None, None) if out is None else out
+    Gw, Tw = (np.empty(shape), np.empty(shape)) if work is None else work
+    G = _gemm_tn(scale, xa * xa, Gam, Gw)
     if Da is not None:
-        G += (Gam - g * g).T @ Da
+        _gemm_tn(scale, Da, Gam - g * g, G, beta=1.0)
         np.maximum(G, 0.0, out=G)
-    H = g.T @ xa + m * G
-    return H, G
+    H = np.empty(shape) if Hout is None else Hout
+    if Hp is not None and H is not Hp:
+        np.copyto(H, Hp)
+    _gemm_tn(scale, xa, g, H, beta=0.0 if Hp is None else 1.0)
+    H += np.multiply(m, G, out=Tw)
+    if Gp is None:  # this minibatch's G alone
+        if Gout is None:
+            return H, G
+        np.copyto(Gout, G)
+        return H, Gout
+    if Gout is Gp:
+        Gp += G
+        return H, Gp
+    return H, np.add(Gp, G, out=np.empty(shape) if Gout is None else Gout)
 
 
-def backward_message(xa, g, Gam, m, c, mu=None):
+def backward_message(xa, g, Gam, m, c, mu=None, mm=None):
     """Message ``(Am, Bm)`` from a layer to its inputs (ALGORITHM.md 5.2).
 
     ``Am = sum_k [(m^2 + c) Gam - c g^2]`` clipped at 0 and
@@ -147,11 +191,13 @@ def backward_message(xa, g, Gam, m, c, mu=None):
     through ``V`` is toward ``mu``) and returned as a message on ``u``: ``Bm`` gains
     ``Am mu``.
 
+    ``mm`` is ``m * m`` if already computed (by the forward sweep).
+
     Returns
     -------
     Am, Bm : ndarray of shape (B, N_in), without the bias input
     """
-    S = (Gam @ (m * m))[:, :-1]
+    S = (Gam @ (m * m if mm is None else mm))[:, :-1]
     Am = S + ((Gam - g * g) @ c)[:, :-1]
     np.maximum(Am, 0.0, out=Am)
     Bm = (g @ m)[:, :-1] + xa[:, :-1] * np.minimum(S, Am)
@@ -176,6 +222,12 @@ class Messages:
         ``0.0`` before the first backward sweep (plain moment propagation).
     g : list of ndarray of shape (B, N_{l+1})
         The last backward sweep's ``g`` (the first layer's Onsager term reads it).
+    mm : list of ndarray of shape (N_{l+1}, N_l + 1)
+        ``m * m`` of the layers with uncertain inputs, computed by the forward sweep for
+        the backward one (None for the data layer).
+    cache : list of dict
+        Per layer, the activation's work shared by the forward and backward calls of one
+        sweep (reset by each forward sweep).
     """
 
     xa: list
@@ -185,6 +237,8 @@ class Messages:
     Am: list
     Bm: list
     g: list
+    mm: list
+    cache: list
 
     @classmethod
     def start(cls, x, mu, n_layers):
@@ -194,7 +248,8 @@ class Messages:
             xa[:, :-1] -= mu
         empty = [None] * n_layers
         return cls(xa=[xa, *empty[1:]], Da=list(empty), omega=list(empty), V=list(empty),
-                   Am=[0.0] * n_layers, Bm=[0.0] * n_layers, g=list(empty))
+                   Am=[0.0] * n_layers, Bm=[0.0] * n_layers, g=list(empty), mm=list(empty),
+                   cache=[{} for _ in range(n_layers)])
 
 
 def forward_sweep(state, cfg, msgs):
@@ -206,10 +261,14 @@ def forward_sweep(state, cfg, msgs):
     psi = cfg.damping
     for l, la in enumerate(state.layers):
         g_old = msgs.g[0] if l == 0 else None  # the Onsager term (data inputs only)
-        omega, V = forward_layer(xa[l], Da[l], la.m, la.c, g_old)
+        if Da[l] is not None:
+            msgs.mm[l] = la.m * la.m
+        omega, V = forward_layer(xa[l], Da[l], la.m, la.c, g_old, msgs.mm[l])
         msgs.omega[l], msgs.V[l] = omega, V
         if l < L - 1:
-            xn, Dn = augment(*act.moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1])[:2])
+            msgs.cache[l] = {}
+            xn, Dn = augment(*act.u_moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1],
+                                            msgs.cache[l]))
             if state.layers[l + 1].mu is not None:  # centered inputs (before damping)
                 xn[:, :-1] -= state.layers[l + 1].mu
             if xa[l + 1] is not None:  # second and later sweeps: damp
@@ -218,9 +277,14 @@ def forward_sweep(state, cfg, msgs):
             xa[l + 1], Da[l + 1] = xn, Dn
 
 
-def backward_sweep(y, state, cfg, msgs):
-    """Output step and backward sweep: returns the evidence lists ``H, G`` of every layer
-    and the :class:`~._likelihoods.OutputStep`; sets ``msgs.g``, ``msgs.Am``, ``msgs.Bm``."""
+def backward_sweep(y, state, cfg, msgs, totals=None):
+    """Output step and backward sweep (ALGORITHM.md 5.2, 5.4).
+
+    Returns the evidence of every layer and the :class:`~._likelihoods.OutputStep`; sets
+    ``msgs.g``, ``msgs.Am``, ``msgs.Bm``. ``totals`` (optional) is one
+    ``(out, work)`` per layer for :func:`weight_evidence`: the evidence is then the total
+    ``(Hp + H, Gp + G)`` with the layer's prior, written into ``out``.
+    """
     act = ACTIVATIONS[cfg.activation]
     L = len(state.layers)
     H, G = [None] * L, [None] * L
@@ -230,10 +294,16 @@ def backward_sweep(y, state, cfg, msgs):
         la = state.layers[l]
         if l < L - 1:
             omega, V = msgs.omega[l], msgs.V[l]
-            _, _, zh, zv = act.moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1])
+            zh, zv = act.z_moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1], msgs.cache[l])
             g, Gam = hidden_g_gam(omega, V, zh, zv)
         msgs.g[l] = g
-        H[l], G[l] = weight_evidence(msgs.xa[l], msgs.Da[l], g, Gam, la.m)
+        if totals is None:
+            H[l], G[l] = weight_evidence(msgs.xa[l], msgs.Da[l], g, Gam, la.m,
+                                         scale=cfg.evidence_scale)
+        else:
+            H[l], G[l] = weight_evidence(msgs.xa[l], msgs.Da[l], g, Gam, la.m, la.Hp, la.Gp,
+                                         cfg.evidence_scale, *totals[l])
         if l > 0:
-            msgs.Am[l], msgs.Bm[l] = backward_message(msgs.xa[l], g, Gam, la.m, la.c, la.mu)
+            msgs.Am[l], msgs.Bm[l] = backward_message(msgs.xa[l], g, Gam, la.m, la.c, la.mu,
+                                                      msgs.mm[l])
     return H, G, out

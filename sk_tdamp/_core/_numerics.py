@@ -7,8 +7,6 @@ the method of evaluation, not to the model. Section numbers are those of ALGORIT
 ==========================  ==========================================================
 name                        reason
 ==========================  ==========================================================
-EVIDENCE_PRECISION_FLOOR    5.2: the total evidence precision ``Gp + G`` is clipped at
-                            a positive floor before module B and the denoiser
 FORWARD_VARIANCE_FLOOR      5.3: ``V = 0`` (a point mass) stays finite in the tilted
                             moments; standardized arguments ``omega / sqrt(V)`` then
                             stay far from overflow for any ``|omega| < 1e50``
@@ -24,7 +22,6 @@ SLAB_VARIANCE_FLOOR         4: the optional slab-variance M-step on a layer whos
 
 import numpy as np
 
-EVIDENCE_PRECISION_FLOOR = 1e-12
 FORWARD_VARIANCE_FLOOR = 1e-200
 GAUSSIAN_V_BOUNDS = (1e-6, 1e6)
 PROBIT_V_BOUNDS = (1e-3, 1e3)

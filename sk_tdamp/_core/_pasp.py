@@ -7,31 +7,42 @@ forgetting factor ``lam = 1 - B / (E N)`` for a memory of ``E`` passes over ``N`
 """
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
+
+_AXPY = {np.dtype(t): get_blas_funcs("axpy", dtype=t) for t in (np.float64, np.float32)}
 
 
-def pasp_update(state, H, G, lam, lam0=None, totals=None):
-    """Fold a minibatch's evidence into the prior of the next one (ALGORITHM.md 5.7).
+def add_scaled(y, a, x):
+    """``y += a * x`` in place, in one pass (BLAS axpy) for contiguous arrays of one
+    floating dtype; ``y`` and ``x`` of the same shape."""
+    axpy = _AXPY.get(y.dtype)
+    if axpy is not None and y.flags.c_contiguous and x.flags.c_contiguous and (
+            y.dtype == x.dtype and y.shape == x.shape):
+        axpy(x.reshape(-1), y.reshape(-1), a=a)
+    else:
+        y += a * x
 
-    ``lam0`` (default ``lam``) is the decay of the initialization pseudo-evidence
-    ``(H0, G0)``, which is part of ``(Hp, Gp)``: ``Hp <- lam (Hp + H) + (lam0 - lam) H0``.
-    ``totals``, optional, holds ``(Hp + H, Gp + G)`` per layer already computed (by
-    :func:`minibatch_estep`); those arrays become the new ``(Hp, Gp)``.
+
+def pasp_update(state, lam, lam0=None):
+    """Forget after a minibatch (ALGORITHM.md 5.7), in place.
+
+    The turbo loop leaves the totals ``Hp + H, Gp + G`` (prior plus this minibatch's
+    evidence) in ``(Hp, Gp)``; they become the prior of the next minibatch,
+    ``Hp <- lam (Hp + H)``. ``lam0`` (default ``lam``) is the decay of the
+    initialization pseudo-evidence ``init_scale (H0, G0)``, which is part of ``(Hp, Gp)``:
+    ``Hp <- lam (Hp + H) + (lam0 - lam) init_scale H0`` and ``init_scale <- lam0 init_scale``.
     """
     lam0 = lam if lam0 is None else lam0
-    if totals is None:  # new arrays: the caller's state copies stay untouched
-        totals = [(la.Hp + Hl, la.Gp + Gl) for la, Hl, Gl in zip(state.layers, H, G)]
-    for la, (Hsum, Gsum) in zip(state.layers, totals):
-        la.Hp = Hsum
+    for la in state.layers:
         la.Hp *= lam
-        la.Gp = Gsum
         la.Gp *= lam
         if la.H0 is None:
             continue
         if lam0 != lam:
-            la.Hp += (lam0 - lam) * la.H0
-            la.Gp += (lam0 - lam) * la.G0
-        la.H0 = la.H0 * lam0
-        la.G0 = la.G0 * lam0
+            shift = (lam0 - lam) * la.init_scale
+            la.Hp += shift * la.H0
+            la.Gp += shift * la.G0
+        la.init_scale *= lam0
 
 
 class PosteriorAverage:
@@ -95,9 +106,9 @@ class PosteriorAverage:
             self.m2 = [la.m * la.m for la in state.layers]
             return
         for m, c, m2, la in zip(self.m, self.c, self.m2, state.layers):
-            m += a * (la.m - m)
-            c += a * (la.c - c)
-            m2 += a * (la.m * la.m - m2)
+            for mean, new in ((m, la.m), (c, la.c), (m2, la.m * la.m)):
+                mean *= 1.0 - a
+                add_scaled(mean, a, new)
 
     def moments(self):
         """Per layer ``(mbar, E_t[c_t], spread)``, ``spread = E_t[m_t^2] - mbar^2 >= 0``.

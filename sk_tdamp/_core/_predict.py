@@ -44,7 +44,7 @@ def _propagate(X, layers, activation, depth):
         omega, V = forward_layer(xa, Da, la.m, la.c)
         if l == L - 1:
             return omega, V
-        xa, Da = augment(*act.moments(omega, V, 0.0, 0.0)[:2])
+        xa, Da = augment(*act.u_moments(omega, V, 0.0, 0.0))
     return xa, Da
 
 

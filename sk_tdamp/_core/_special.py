@@ -69,20 +69,36 @@ def normal_tail(x):
     x = np.asarray(x, dtype=np.float64)
     shape = x.shape
     x = x.reshape(-1)
-    ax = np.abs(x)
+    Q, G, e2 = abs_tail(np.abs(x))
+    Phis, h = signed_tail(x > 0, Q, G, e2)
+    return Q.reshape(shape)[()], Phis.reshape(shape)[()], h.reshape(shape)[()]
+
+
+def abs_tail(ax):
+    """The sign-free part of :func:`normal_tail` at ``ax = |x|`` (any shape).
+
+    Returns ``Q = Phi(-ax)``, ``G = exp(-ax^2 / 2)`` (0 beyond 40) and
+    ``e2 = Phi(-ax) / G``; with them :func:`signed_tail` gives the scaled cdf and the
+    inverse Mills ratio of ``x`` and of ``-x`` alike.
+    """
     Q = 0.5 * erfc(ax * _INV_SQRT2)  # erfc costs half of erfcx
     xc = np.minimum(ax, _X_EXP_MAX)
     G = np.exp(-0.5 * xc * xc)
-    pos = x > 0
-    # x <= 0: Phis = Phi(x) exp(x^2/2) = Q / G while both are normal numbers; erfcx beyond
+    # Phi(-ax) exp(ax^2/2) = Q / G while both are normal numbers; erfcx beyond
     far = ax > _X_ERFC_MAX
     e2 = np.divide(Q, G, out=np.ones_like(Q), where=~far)
     if far.any():
         e2[far] = 0.5 * erfcx(ax[far] * _INV_SQRT2)
         Q[far] = e2[far] * G[far]
+    return Q, G, e2
+
+
+def signed_tail(pos, Q, G, e2):
+    """``(Phis, h)`` of :func:`normal_tail` at ``x`` from :func:`abs_tail` of ``|x|``;
+    ``pos`` is ``x > 0``."""
     Phis = np.where(pos, 1.0 - Q, e2)
     h = np.where(pos, G, 1.0) * _INV_SQRT_2PI / Phis
-    return Q.reshape(shape)[()], Phis.reshape(shape)[()], h.reshape(shape)[()]
+    return Phis, h
 
 
 def _trunc_moments_cf(u):

@@ -15,9 +15,11 @@ Lam        posterior log-odds of group support    (N_in,)
 sigma2     slab variance of the weights           scalar
 logit_rho  prior log-odds of group support        scalar
 keep       forced support (target density)        (N_in,) bool or None
-H0, G0     initialization pseudo-evidence, part   (N_out, N_in + 1)
-           of (Hp, Gp) that belongs to the slab
-           prior rather than to the data
+H0, G0     initialization pseudo-evidence at its  (N_out, N_in + 1)
+           start; ``init_scale * (H0, G0)`` is the
+           part of (Hp, Gp) that belongs to the
+           slab prior rather than to the data
+init_scale decay of the pseudo-evidence so far       scalar
 mu         shift of the layer's inputs (None:     (N_in,) or None
            unshifted): the layer computes
            m [u - mu; 1], fixed once set
@@ -46,6 +48,7 @@ class LayerState:
     keep: np.ndarray | None = None
     H0: np.ndarray | None = None
     G0: np.ndarray | None = None
+    init_scale: float = 1.0
     mu: np.ndarray | None = None
 
     @property
@@ -57,12 +60,13 @@ class LayerState:
         return self.m.shape[0]
 
     def copy(self):
+        """An independent copy. ``H0, G0`` are shared: nothing writes them after
+        :func:`init_state` (the pseudo-evidence decays through ``init_scale``)."""
         return LayerState(
             m=self.m.copy(), c=self.c.copy(), Hp=self.Hp.copy(), Gp=self.Gp.copy(),
             Lam=self.Lam.copy(), sigma2=self.sigma2, logit_rho=self.logit_rho,
             grouped=self.grouped, keep=None if self.keep is None else self.keep.copy(),
-            H0=None if self.H0 is None else self.H0.copy(),
-            G0=None if self.G0 is None else self.G0.copy(),
+            H0=self.H0, G0=self.G0, init_scale=self.init_scale,
             mu=None if self.mu is None else self.mu.copy(),
         )
 

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg.blas import daxpy
 
 from ._group_prior import gaussian_denoiser, group_posterior, module_b, weight_llr
 from ._likelihoods import OutputStep
 from ._module_a import Messages, backward_sweep, forward_sweep
-from ._numerics import EVIDENCE_PRECISION_FLOOR
-from ._pasp import forgetting_factor, pasp_update
+from ._pasp import add_scaled, forgetting_factor, pasp_update
 
 
 @dataclass
@@ -46,69 +44,81 @@ class TurboConfig:
 def init_llr_offset(la):
     """Log-odds that the initialization pseudo-evidence alone gives each group.
 
-    The pseudo-evidence ``(H0, G0)`` (ALGORITHM.md 5.6b) is part of the slab prior, not
-    data: with it, the slab is ``N(0, sigma^2) exp(H0 w - G0 w^2 / 2)`` (normalized) and
-    the support log-likelihood ratio of the total evidence is
+    The pseudo-evidence ``init_scale (H0, G0)`` (ALGORITHM.md 5.6b) is part of the slab
+    prior, not data: with it, the slab is ``N(0, sigma^2) exp(H0 w - G0 w^2 / 2)``
+    (normalized) and the support log-likelihood ratio of the total evidence is
     ``lam(Hp + H, Gp + G) - lam(H0, G0)``. Subtracting this offset from ``logit(rho)``
     keeps a fresh network's groups at their prior odds instead of reading the random
     initialization as evidence against the slab.
     """
     if la.H0 is None:
         return 0.0
-    return weight_llr(la.H0[:, :-1], la.G0[:, :-1], la.sigma2).sum(axis=0)
+    s = la.init_scale
+    return weight_llr(s * la.H0[:, :-1], s * la.G0[:, :-1], la.sigma2).sum(axis=0)
 
 
-def weight_posterior(la, Htot, Gtot, bias_var, offset, scale=1.0):
-    """Module B + denoiser for one layer from total evidence: returns ``(m, c, Lam)``.
+@dataclass
+class LayerWorkspace:
+    """Scratch arrays of one layer's turbo loop, of the weights' shape, reused by every
+    minibatch of an epoch: ``G, T`` for the evidence (then the denoiser), ``m, c`` for
+    the new posterior (swapped with the state's after damping), ``H, Gt`` for the totals
+    of sweeps before the last (the last one writes them into ``Hp, Gp`` in place)."""
+
+    G: np.ndarray
+    T: np.ndarray
+    m: np.ndarray
+    c: np.ndarray
+    H: np.ndarray | None = None
+    Gt: np.ndarray | None = None
+
+    @classmethod
+    def for_layer(cls, la, n_sweeps):
+        def new():
+            return np.empty_like(la.m)
+        return cls(new(), new(), new(), new(), *((new(), new()) if n_sweeps > 1 else ()))
+
+
+def weight_posterior(la, Htot, Gtot, bias_var, offset, scale, out, work):
+    """Module B + denoiser for one layer from total evidence, into ``out = (m, c)``;
+    returns ``Lam``.
 
     ``offset`` is :func:`init_llr_offset` of the layer (constant within a minibatch);
-    ``m`` and ``c`` are multiplied by ``scale`` (the damping weight of the new posterior).
+    ``m`` and ``c`` are multiplied by ``scale`` (the damping weight of the new
+    posterior). ``work`` holds two scratch arrays of the weights' shape.
     """
-    HW, GW = Htot[:, :-1], Gtot[:, :-1]
-    m = np.empty_like(Htot)
-    c = np.empty_like(Htot)
+    m, c = out
     if not la.grouped or la.keep is not None:
         # Gaussian on every column (kept groups only): one pass over whole, contiguous
         # rows, with the bias column's own prior variance
         var = np.full(la.n_in + 1, la.sigma2)
         var[-1] = bias_var
         col_scale = scale if la.keep is None else np.append(scale * la.keep, scale)
-        gaussian_denoiser(Htot, Gtot, var, col_scale, out=(m, c))
+        gaussian_denoiser(Htot, Gtot, var, col_scale, out=out)
         if not la.grouped:
-            return m, c, np.full(la.n_in, np.inf)
-        return m, c, module_b(HW, GW, la.sigma2, -offset)[0]
+            return np.full(la.n_in, np.inf)
+        return module_b(Htot[:, :-1], Gtot[:, :-1], la.sigma2, -offset)[0]
     gaussian_denoiser(Htot[:, -1], Gtot[:, -1], bias_var, scale, out=(m[:, -1], c[:, -1]))
-    Lam = group_posterior(HW, GW, la.sigma2, la.logit_rho - offset, scale,
-                          out=(m[:, :-1], c[:, :-1]))[2]
-    return m, c, Lam
+    return group_posterior(Htot[:, :-1], Gtot[:, :-1], la.sigma2, la.logit_rho - offset,
+                           scale, out=(m[:, :-1], c[:, :-1]),
+                           work=(work[0][:, :-1], work[1][:, :-1]))[2]
 
 
-def _add_scaled(y, a, x):
-    """``y += a * x`` in place, in one pass (BLAS axpy) for contiguous float64 arrays."""
-    if (y.flags.c_contiguous and x.flags.c_contiguous and y.dtype == np.float64
-            and x.dtype == np.float64 and y.shape == x.shape):
-        daxpy(x.reshape(-1), y.reshape(-1), a=a)
-    else:
-        y += a * x
+def _update_weights(state, totals, psi, offsets, workspace):
+    """Module B + denoiser + damping on every layer, from its totals ``(Hp + H, Gp + G)``.
 
-
-def _update_weights(state, H, G, psi, offsets):
-    """Module B + denoiser + damping on every layer; returns the totals ``(Hp + H, Gp + G)``.
-
-    The totals are fresh arrays that :func:`pasp_update` may take over.
+    Damping, ``new = psi * old + (1 - psi) * new``, has ``(1 - psi)`` folded into the
+    denoiser's output and the rest in one axpy; the new posterior is written into the
+    workspace and swapped with the state's arrays, which become the next scratch (a
+    reference to a layer's old ``m`` or ``c`` is overwritten by the next sweep; copies of
+    the state are not).
     """
-    totals = []
-    for la, Hl, Gl, off in zip(state.layers, H, G, offsets):
-        Hsum, Gsum = la.Hp + Hl, la.Gp + Gl
-        # damping, new = psi * old + (1 - psi) * new, with (1 - psi) folded into the
-        # denoiser's output; fresh arrays, so that copies of the state stay untouched
-        m, c, la.Lam = weight_posterior(la, Hsum, np.maximum(Gsum, EVIDENCE_PRECISION_FLOOR),
-                                        state.bias_var, off, 1.0 - psi)
-        _add_scaled(m, psi, la.m)
-        _add_scaled(c, psi, la.c)
-        la.m, la.c = m, c
-        totals.append((Hsum, Gsum))
-    return totals
+    for la, (Htot, Gtot), off, w in zip(state.layers, totals, offsets, workspace):
+        la.Lam = weight_posterior(la, Htot, Gtot, state.bias_var, off, 1.0 - psi,
+                                  out=(w.m, w.c), work=(w.G, w.T))
+        add_scaled(w.m, psi, la.m)
+        add_scaled(w.c, psi, la.c)
+        la.m, w.m = w.m, la.m
+        la.c, w.c = w.c, la.c
 
 
 class MinibatchResult(NamedTuple):
@@ -116,26 +126,22 @@ class MinibatchResult(NamedTuple):
 
     Attributes
     ----------
-    H, G : list of ndarray
-        The minibatch's evidence per layer from the last sweep (for PasP).
     first, last : OutputStep
         The output step of the first sweep (a prequential loss: the batch had not been
         seen yet) and of the last sweep (the posterior of ``z_L`` for the noise-variance
         M-step).
-    totals : list of tuple
-        ``(Hp + H, Gp + G)`` per layer, fresh arrays (the ``totals`` of
-        :func:`~._pasp.pasp_update`).
     """
 
-    H: list
-    G: list
     first: OutputStep
     last: OutputStep
-    totals: list
 
 
-def minibatch_estep(x, y, state, cfg):
-    """Run the turbo loop on one minibatch, updating ``state`` weights in place.
+def minibatch_estep(x, y, state, cfg, workspace=None):
+    """Run the turbo loop on one minibatch, updating ``state`` in place.
+
+    The weight posterior ``(m, c, Lam)`` is the last sweep's, and ``(Hp, Gp)`` hold the
+    totals ``(Hp + H, Gp + G)`` of the last sweep: this minibatch's evidence folded into
+    the prior, not yet forgotten (:func:`~._pasp.pasp_update` does that).
 
     Parameters
     ----------
@@ -144,24 +150,28 @@ def minibatch_estep(x, y, state, cfg):
         Targets in the format of the likelihood (``(B, C)`` floats or ``(B,)`` ints).
     state : NetworkState
     cfg : TurboConfig
+    workspace : list of LayerWorkspace, optional
+        Scratch arrays (one per layer), reused across minibatches; made when not given.
 
     Returns
     -------
     MinibatchResult
     """
+    if workspace is None:
+        workspace = [LayerWorkspace.for_layer(la, cfg.n_sweeps) for la in state.layers]
     msgs = Messages.start(x, state.layers[0].mu, len(state.layers))
     # (H0, G0) change only between minibatches (PasP): their llr once per minibatch.
     offsets = [init_llr_offset(la) if la.grouped else 0.0 for la in state.layers]
     for sweep in range(cfg.n_sweeps):
+        last = sweep == cfg.n_sweeps - 1
         forward_sweep(state, cfg, msgs)
-        H, G, out = backward_sweep(y, state, cfg, msgs)
-        if cfg.evidence_scale != 1.0:
-            H = [cfg.evidence_scale * h for h in H]
-            G = [cfg.evidence_scale * g for g in G]
+        targets = [((la.Hp, la.Gp) if last else (w.H, w.Gt), (w.G, w.T))
+                   for la, w in zip(state.layers, workspace)]
+        H, G, out = backward_sweep(y, state, cfg, msgs, targets)
         if sweep == 0:
             first = out
-        totals = _update_weights(state, H, G, cfg.damping, offsets)
-    return MinibatchResult(H, G, first, out, totals)
+        _update_weights(state, list(zip(H, G)), cfg.damping, offsets, workspace)
+    return MinibatchResult(first, out)
 
 
 def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=None,
@@ -197,13 +207,13 @@ def run_epoch(X, Y, state, cfg, batch_size, memory, rng, vstats, init_memory=Non
     """
     n = X.shape[0]
     order = np.arange(n) if rng is None else rng.permutation(n)
+    workspace = [LayerWorkspace.for_layer(la, cfg.n_sweeps) for la in state.layers]
     loss = 0.0
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        res = minibatch_estep(X[idx], Y[idx], state, cfg)
+        res = minibatch_estep(X[idx], Y[idx], state, cfg, workspace)
         lam0 = None if init_memory is None else forgetting_factor(idx.size, n, init_memory)
-        pasp_update(state, res.H, res.G, forgetting_factor(idx.size, n, memory), lam0,
-                    res.totals)
+        pasp_update(state, forgetting_factor(idx.size, n, memory), lam0)
         if average is not None:
             average.update(state, idx.size, n)
         loss -= float(res.first.logZ.sum())

@@ -62,7 +62,6 @@ from .._engine import (
     client_update,
     draw_orders,
     finish_epoch,
-    init_decay,
     new_chain,
     shift_sums,
 )
@@ -250,8 +249,7 @@ def client_step(message, X, y, *, random_state=None, client=None):
         orders = draw_orders(_generator(random_state), X.shape[0], settings.local_epochs)
     update = client_update(message.state, settings, X, Y, orders, message.n_samples,
                            message.round == 0)
-    return LocalMessage.from_update(update, message, init_decay(settings, X.shape[0]),
-                                    client)
+    return LocalMessage.from_update(update, message, client)
 
 
 def client_shift_sums(message, X):
@@ -332,12 +330,9 @@ def _check_local_messages(message, local_messages):
         if len(lm.layers) != len(message.state.layers):
             raise ValueError(f"{who} does not match the architecture of the global message.")
         for l, (local, la) in enumerate(zip(lm.layers, message.state.layers)):
-            for name in ("m", "c", "Hp", "Gp", "Lam", "H0", "G0"):
-                value, expected = getattr(local, name), getattr(la, name)
-                if value is None:
-                    continue
-                value = np.asarray(value)
-                if expected is None or value.shape != np.shape(expected):
+            for name in ("m", "c", "Hp", "Gp", "Lam", "init_scale"):
+                value, expected = np.asarray(getattr(local, name)), getattr(la, name)
+                if value.shape != np.shape(expected):
                     raise ValueError(f"{who} does not match the architecture of the global "
                                      f"message (layer {l}, {name}).")
                 if name == "Lam" and not la.grouped:
@@ -379,7 +374,7 @@ def server_step(message, local_messages):
     _check_local_messages(message, local_messages)
     settings = message.settings
     chain = message.to_chain(copy=False)
-    updates = [lm.to_update(message) for lm in local_messages]
+    updates = [lm.to_update() for lm in local_messages]
     chain.state, stats, loss, n_seen = aggregate(chain.state, updates, settings)
     finish_epoch(chain, settings, loss, stats, n_seen, "round")
     return GlobalMessage.from_chain(

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from sk_tdamp._core._activations import ACTIVATIONS
-from sk_tdamp._core._likelihoods import GaussianVStats
+from sk_tdamp._core._likelihoods import GaussianVStats, gaussian_output
 from sk_tdamp._core._module_a import (
     augment,
     backward_message,
@@ -259,55 +259,52 @@ def test_run_epoch_reduces_loss_on_a_linear_teacher():
 
 
 def test_pasp_update_decays_data_evidence_and_pseudo_evidence_at_their_own_rates():
-    # (Hp, Gp) = data evidence D + pseudo-evidence (H0, G0); with lam0 != lam the data
-    # part is multiplied by lam after adding the minibatch, the pseudo-evidence by lam0.
+    # After a minibatch (Hp, Gp) hold the totals: data evidence D, this minibatch's
+    # evidence and the pseudo-evidence s (H0, G0). With lam0 != lam the data part is
+    # multiplied by lam, the pseudo-evidence by lam0 (its scale s becomes lam0 s).
     rng = np.random.default_rng(3)
     state = init_state((3, 2, 1), rng, init_evidence=2.0)
     data_H = [rng.standard_normal(la.Hp.shape) for la in state.layers]
     data_G = [rng.uniform(0, 1, la.Gp.shape) for la in state.layers]
     for la, dH, dG in zip(state.layers, data_H, data_G):
-        la.Hp = la.H0 + dH
-        la.Gp = la.G0 + dG
+        la.init_scale = 0.8
+        la.Hp = 0.8 * la.H0 + dH
+        la.Gp = 0.8 * la.G0 + dG
     H0 = [la.H0.copy() for la in state.layers]
-    G0 = [la.G0.copy() for la in state.layers]
-    H = [rng.standard_normal(la.Hp.shape) for la in state.layers]
-    G = [rng.uniform(0, 1, la.Gp.shape) for la in state.layers]
     lam, lam0 = 0.9, 0.5
-    pasp_update(state, H, G, lam, lam0)
+    pasp_update(state, lam, lam0)
     for l, la in enumerate(state.layers):
-        assert_allclose(la.H0, lam0 * H0[l], rtol=1e-14)
-        assert_allclose(la.G0, lam0 * G0[l], rtol=1e-14)
-        assert_allclose(la.Hp - la.H0, lam * (data_H[l] + H[l]), rtol=1e-12, atol=1e-14)
-        assert_allclose(la.Gp - la.G0, lam * (data_G[l] + G[l]), rtol=1e-12, atol=1e-14)
+        assert la.init_scale == pytest.approx(0.8 * lam0, rel=1e-15)
+        assert_array_equal(la.H0, H0[l])  # the arrays themselves never change
+        assert_allclose(la.Hp - la.init_scale * la.H0, lam * data_H[l], rtol=1e-12,
+                        atol=1e-14)
+        assert_allclose(la.Gp - la.init_scale * la.G0, lam * data_G[l], rtol=1e-12,
+                        atol=1e-14)
 
 
-def test_evidence_scale_multiplies_the_minibatch_evidence():
-    # A tempered likelihood p(y|w)^s has s times the log-likelihood, hence s times the
-    # evidence (H, G) at the same linearization point (first sweep, same start).
+def _single_layer_evidence(X, y, state):
+    """The evidence of a one-layer identity network's first sweep, by hand."""
+    la = state.layers[0]
+    xa = augment(X)[0]
+    omega, V = forward_layer(xa, None, la.m, la.c)
+    out = gaussian_output(y, omega, V, state.v)
+    return weight_evidence(xa, None, out.g, out.Gam, la.m)
+
+
+@pytest.mark.parametrize("s", [1.0, 2.5])
+def test_minibatch_folds_its_evidence_into_the_prior(s):
+    # One sweep: (Hp, Gp) after the minibatch are the prior plus s times the
+    # minibatch's evidence at the starting posterior (a tempered likelihood p(y|w)^s
+    # has s times the evidence), written in place.
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((20, 3))
+    X = rng.standard_normal((20, 3))
     y = rng.standard_normal((20, 1))
-    out = {}
-    for s in (1.0, 2.5):
-        state = init_state((3, 4, 1), np.random.default_rng(0))
-        cfg = TurboConfig(n_sweeps=1, evidence_scale=s)
-        out[s] = minibatch_estep(x, y, state, cfg)[:2]
-    for H1, Hs in zip(out[1.0][0], out[2.5][0]):
-        assert_allclose(Hs, 2.5 * H1, rtol=1e-12, atol=1e-14)
-    for G1, Gs in zip(out[1.0][1], out[2.5][1]):
-        assert_allclose(Gs, 2.5 * G1, rtol=1e-12, atol=1e-14)
+    state = init_state((3, 1), np.random.default_rng(0), init_evidence=2.0)
+    H, G = _single_layer_evidence(X, y, state)
+    Hp, Gp = state.layers[0].Hp.copy(), state.layers[0].Gp.copy()
+    cfg = TurboConfig(activation="identity", n_sweeps=1, evidence_scale=s)
+    minibatch_estep(X, y, state, cfg)
+    assert_allclose(state.layers[0].Hp, Hp + s * H, rtol=1e-12, atol=1e-14)
+    assert_allclose(state.layers[0].Gp, Gp + s * G, rtol=1e-12, atol=1e-14)
 
 
-def test_pasp_update_taking_over_the_minibatch_totals_equals_adding_the_evidence():
-    rng = np.random.default_rng(8)
-    X = rng.normal(size=(16, 3))
-    y = rng.normal(size=(16, 1))
-    state = init_state([3, 5, 1], np.random.default_rng(0), v=0.5, init_evidence=2.0)
-    H, G, _, _, totals = minibatch_estep(X, y, state, TurboConfig())
-    a, b = state.copy(), state.copy()
-    pasp_update(a, H, G, 0.9, 0.7)
-    pasp_update(b, H, G, 0.9, 0.7, totals)
-    for la, lb in zip(a.layers, b.layers):
-        assert_allclose(lb.Hp, la.Hp, rtol=1e-13, atol=1e-14)
-        assert_allclose(lb.Gp, la.Gp, rtol=1e-13, atol=1e-14)
-        assert_allclose(lb.H0, la.H0)
