@@ -148,6 +148,12 @@ PARAMS_DOC = """
         :class:`sk_tdamp.federated.ClientError` naming the client (the estimator is left
         as it was before ``fit``); ``"skip"`` leaves that client out of the round with a
         :class:`sk_tdamp.federated.ClientSkippedWarning`.
+    dtype : {"float64", "float32"} or numpy floating type, default="float64"
+        Floating type of the weight posterior and of the products with it (the large
+        arrays and most of the work of an epoch). The per-sample nonlinear parts (the
+        activations' tilted moments, the likelihood) are computed in float64 either way,
+        and so are predictions. ``"float32"`` halves the memory of the model and of
+        federated messages and makes an epoch cheaper.
 """
 
 ATTRS_DOC = """

@@ -138,7 +138,7 @@ def new_chain(settings, n_features, n_outputs, seed, v_scale, noise_variance=Non
     state = init_state(sizes, rng, prior_scale=settings.prior_variance,
                        bias_var=settings.bias_variance, v=v0, rho=settings.rho_init,
                        input_rho=settings.input_rho_init,
-                       init_evidence=settings.init_evidence)
+                       init_evidence=settings.init_evidence, dtype=np.dtype(settings.dtype))
     return Chain(state=state, rng=rng, v_scale=v_scale)
 
 
@@ -421,7 +421,7 @@ def aggregate(state, updates, settings):
     statistics, the weighted loss and the number of samples processed.
     """
     n = np.array([u.n_samples for u in updates], dtype=np.float64)
-    weights = n / n.sum()
+    weights = (n / n.sum()).tolist()  # Python floats keep the arrays' dtype
 
     def average(arrays):
         total = weights[0] * arrays[0]

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_consistent_length,
@@ -106,6 +106,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         "client_likelihood_power": [Interval(Real, 0, 1, closed="both")],
         "n_jobs": [Integral, None],
         "on_client_error": [StrOptions({"raise", "skip"})],
+        "dtype": [StrOptions({"float64", "float32"}), Options(type, {np.float64, np.float32})],
     }
 
     def __init__(self, *, hidden_layer_sizes=(50,), activation="relu", batch_size=32,
@@ -116,7 +117,8 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
                  learn_noise_variance=True, pasp_memory=4.0, init_evidence=3.0,
                  centering="auto", posterior_average=1.0, shuffle=True, random_state=None,
                  verbose=False, warm_start=False, local_epochs=1,
-                 client_likelihood_power=0.5, n_jobs=None, on_client_error="raise"):
+                 client_likelihood_power=0.5, n_jobs=None, on_client_error="raise",
+                 dtype="float64"):
         # One signature for both estimators (they inherit it): parameters only stored.
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -149,6 +151,7 @@ class _BaseEMTDAMP(BaseEstimator, metaclass=ABCMeta):
         self.client_likelihood_power = client_likelihood_power
         self.n_jobs = n_jobs
         self.on_client_error = on_client_error
+        self.dtype = dtype
 
     _likelihood = None  # the likelihood factor of the subclass ("gaussian", "probit")
 
@@ -350,7 +353,7 @@ class EMTDAMPRegressor(RegressorMixin, _BaseEMTDAMP):
 
     def _validate_xy(self, X, y, reset):
         return validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
-                             dtype=np.float64)
+                             dtype=[np.float64, np.float32])
 
     def _fit_target(self, y, classes=None):
         return RegressionTarget.fit(y)
@@ -463,7 +466,7 @@ class EMTDAMPClassifier(ClassifierMixin, _BaseEMTDAMP):
     _likelihood = "probit"
 
     def _validate_xy(self, X, y, reset):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
+        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         return X, y
 

@@ -78,6 +78,7 @@ def readout(state, average, settings):
     layers = []
     for la, (m, c, spread), mask in zip(state.layers, moments, masks):
         keep = np.append(mask, True)
+        m, c = m.astype(np.float64), c.astype(np.float64)  # predictions in float64
         c = one_pass_variance(c, la.sigma2, state.bias_var, settings.pasp_memory)
         layers.append(LayerMoments(m * keep, (c + spread) * keep, la.mu))
     return Posterior(

@@ -75,6 +75,8 @@ class Settings:
         ``fit`` keeps its best epoch when the objective ends this far above it.
     local_epochs : int
     client_likelihood_power : float
+    dtype : {"float64", "float32"}
+        Floating type of the weight-sized arrays and their products.
     """
 
     likelihood: str
@@ -109,6 +111,7 @@ class Settings:
     breakdown_margin: float
     local_epochs: int
     client_likelihood_power: float
+    dtype: str = "float64"
 
     @property
     def n_init(self):
@@ -201,7 +204,8 @@ def resolve_settings(params, likelihood):
         centering=bool(auto["centering"] if p["centering"] == "auto" else p["centering"]),
         posterior_average=float(p["posterior_average"]), breakdown_margin=0.1,
         local_epochs=int(p["local_epochs"]),
-        client_likelihood_power=float(p["client_likelihood_power"]))
+        client_likelihood_power=float(p["client_likelihood_power"]),
+        dtype=np.dtype(p["dtype"]).name)
 
 
 def _optional(value):

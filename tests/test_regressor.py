@@ -703,3 +703,24 @@ def test_return_std_of_the_linear_gaussian_model_is_its_closed_form():
     # variance is larger by a factor of about 1 + V / v (d / n small)
     exact = np.sqrt(d / (1 / s2 + n / v) + 1 / (1 / s2_b + n / v) + v) * reg.y_scale_[0]
     assert np.all(std > exact) and np.all(std < exact * (1 + V / v))
+
+
+@pytest.mark.parametrize("Est", [EMTDAMPRegressor, EMTDAMPClassifier])
+def test_float32_fit_tracks_the_float64_fit(Est):
+    X, y = _data(n=120)
+    if Est is EMTDAMPClassifier:
+        y = (y > np.median(y)).astype(int)
+    params = dict(hidden_layer_sizes=(8, 6), max_iter=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = Est(**params).fit(X, y)
+        f32 = Est(**params, dtype=np.float32).fit(X.astype(np.float32), y)
+        named = Est(**params, dtype="float32").fit(X, y)
+    assert f32.settings_.dtype == named.settings_.dtype == "float32"
+    assert f32.get_posterior().state.layers[0].m.dtype == np.float32  # the model's arrays
+    assert f32.coefs_[0].dtype == np.float64  # read out for prediction in float64
+    out = "predict_proba" if Est is EMTDAMPClassifier else "predict"
+    assert_allclose(getattr(f32, out)(X), getattr(ref, out)(X), rtol=1e-3, atol=1e-4)
+    assert_allclose(getattr(named, out)(X), getattr(f32, out)(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="dtype"):
+        Est(dtype="float16").fit(X, y)

@@ -18,6 +18,12 @@ import math
 import numpy as np
 from scipy.special import expit
 
+
+def _floating(a):
+    """``a`` as an array of its own floating dtype (float32 or float64), else float64."""
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
 __all__ = [
     "gaussian_denoiser",
     "group_posterior",
@@ -31,9 +37,9 @@ __all__ = [
 
 def _slab_moments(H, G, sigma2):
     """Mean ``mu1`` and variance ``v1`` of ``w`` given ``s = 1`` and the evidence."""
-    H = np.asarray(H, dtype=np.float64)
-    sigma2 = np.asarray(sigma2, dtype=np.float64)
-    v1 = sigma2 / (1.0 + sigma2 * np.asarray(G, dtype=np.float64))
+    H, G = _floating(H), _floating(G)
+    v1 = sigma2 / (1.0 + sigma2 * G)
+    v1 = np.asarray(v1, dtype=np.result_type(H, G))
     return H * v1, np.broadcast_to(v1, np.broadcast_shapes(H.shape, v1.shape))
 
 
@@ -77,8 +83,7 @@ def weight_llr(H, G, sigma2):
 def _slab_terms(H, G, sigma2):
     """Slab moments ``mu1, v1`` and the llr ``lam`` of :func:`weight_llr`, in one pass."""
     mu1, v1 = _slab_moments(H, G, sigma2)
-    lam = 0.5 * np.asarray(H, dtype=np.float64) * mu1 - 0.5 * np.log1p(
-        np.asarray(sigma2, dtype=np.float64) * np.asarray(G, dtype=np.float64))
+    lam = 0.5 * _floating(H) * mu1 - 0.5 * np.log1p(mu1.dtype.type(sigma2) * _floating(G))
     return mu1, v1, lam
 
 
@@ -125,7 +130,7 @@ def module_b(H, G, sigma2, logit_rho):
     array([-0.6931,  2.5569])
     """
     lam = weight_llr(H, G, sigma2)
-    Lam = np.asarray(logit_rho, dtype=np.float64) + lam.sum(axis=0)
+    Lam = np.asarray(logit_rho, dtype=np.float64) + lam.sum(axis=0, dtype=np.float64)
     return Lam, lam
 
 
@@ -164,7 +169,7 @@ def gaussian_denoiser(H, G, sigma2, scale=1.0, out=None):
     >>> float(m), float(c)
     (0.5, 0.16666666666666666)
     """
-    H = np.asarray(H, dtype=np.float64)
+    H = _floating(H)
     if out is None:
         out = (np.empty_like(H), np.empty_like(H))
     m, c = out
@@ -224,8 +229,8 @@ def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None, work=None):
     array([[0.   , 1.392],
            [0.   , 0.928]])
     """
-    H = np.asarray(H, dtype=np.float64)
-    G = np.broadcast_to(np.asarray(G, dtype=np.float64), H.shape)
+    H = _floating(H)
+    G = np.broadcast_to(_floating(G), H.shape)
     if out is None:
         out = (np.empty_like(H), np.empty_like(H))
     t1, t2 = (np.empty_like(H), np.empty_like(H)) if work is None else work
@@ -235,7 +240,8 @@ def group_posterior(H, G, sigma2, logit_rho, scale=1.0, out=None, work=None):
     v1 = np.reciprocal(x, out=t1)
     np.multiply(H, v1, out=mu1)
     np.multiply(H, mu1, out=h)
-    two_lam = h.sum(axis=0) - log_x.sum(axis=0) - H.shape[0] * math.log(sigma2)
+    two_lam = (h.sum(axis=0, dtype=np.float64) - log_x.sum(axis=0, dtype=np.float64)
+               - H.shape[0] * math.log(sigma2))
     Lam = np.asarray(logit_rho, dtype=np.float64) + 0.5 * two_lam
     w = scale * expit(Lam)
     h *= w * expit(-Lam)

@@ -53,8 +53,9 @@ from ._activations import ACTIVATIONS
 from ._likelihoods import LIKELIHOODS
 
 
-def augment(xh, D=None):
-    """Append the constant bias input: ``xa = [xh, 1]`` and ``Da = [D, 0]``.
+def augment(xh, D=None, dtype=np.float64):
+    """Append the constant bias input: ``xa = [xh, 1]`` and ``Da = [D, 0]`` (in
+    ``dtype``, the weights' floating type).
 
     Examples
     --------
@@ -63,12 +64,12 @@ def augment(xh, D=None):
     [[2.0, 1.0]]
     """
     B, n = xh.shape
-    xa = np.empty((B, n + 1))
+    xa = np.empty((B, n + 1), dtype=dtype)
     xa[:, :-1] = xh
     xa[:, -1] = 1.0
     if D is None:
         return xa, None
-    Da = np.zeros((B, n + 1))
+    Da = np.zeros((B, n + 1), dtype=dtype)
     Da[:, :-1] = D
     return xa, Da
 
@@ -155,14 +156,15 @@ def weight_evidence(xa, Da, g, Gam, m, Hp=None, Gp=None, scale=1.0, out=None, wo
     -------
     H, G : ndarray of shape (N_out, N_in + 1)
     """
-    shape = m.shape
+    shape, dtype = m.shape, m.dtype
+    g, Gam = g.astype(dtype, copy=False), Gam.astype(dtype, copy=False)
     Hout, Gout = (None, None) if out is None else out
-    Gw, Tw = (np.empty(shape), np.empty(shape)) if work is None else work
+    Gw, Tw = (np.empty(shape, dtype), np.empty(shape, dtype)) if work is None else work
     G = _gemm_tn(scale, xa * xa, Gam, Gw)
     if Da is not None:
         _gemm_tn(scale, Da, Gam - g * g, G, beta=1.0)
         np.maximum(G, 0.0, out=G)
-    H = np.empty(shape) if Hout is None else Hout
+    H = np.empty(shape, dtype) if Hout is None else Hout
     if Hp is not None and H is not Hp:
         np.copyto(H, Hp)
     _gemm_tn(scale, xa, g, H, beta=0.0 if Hp is None else 1.0)
@@ -175,7 +177,7 @@ def weight_evidence(xa, Da, g, Gam, m, Hp=None, Gp=None, scale=1.0, out=None, wo
     if Gout is Gp:
         Gp += G
         return H, Gp
-    return H, np.add(Gp, G, out=np.empty(shape) if Gout is None else Gout)
+    return H, np.add(Gp, G, out=np.empty(shape, dtype) if Gout is None else Gout)
 
 
 def backward_message(xa, g, Gam, m, c, mu=None, mm=None):
@@ -197,6 +199,7 @@ def backward_message(xa, g, Gam, m, c, mu=None, mm=None):
     -------
     Am, Bm : ndarray of shape (B, N_in), without the bias input
     """
+    Gam, g = Gam.astype(m.dtype, copy=False), g.astype(m.dtype, copy=False)
     S = (Gam @ (m * m if mm is None else mm))[:, :-1]
     Am = S + ((Gam - g * g) @ c)[:, :-1]
     np.maximum(Am, 0.0, out=Am)
@@ -241,9 +244,10 @@ class Messages:
     cache: list
 
     @classmethod
-    def start(cls, x, mu, n_layers):
-        """Messages before the first sweep on inputs ``x`` (shifted by ``mu``, or None)."""
-        xa = augment(x)[0]
+    def start(cls, x, mu, n_layers, dtype=np.float64):
+        """Messages before the first sweep on inputs ``x`` (shifted by ``mu``, or None),
+        in the weights' floating ``dtype``."""
+        xa = augment(x, dtype=dtype)[0]
         if mu is not None:
             xa[:, :-1] -= mu
         empty = [None] * n_layers
@@ -268,7 +272,7 @@ def forward_sweep(state, cfg, msgs):
         if l < L - 1:
             msgs.cache[l] = {}
             xn, Dn = augment(*act.u_moments(omega, V, msgs.Am[l + 1], msgs.Bm[l + 1],
-                                            msgs.cache[l]))
+                                            msgs.cache[l]), dtype=la.m.dtype)
             if state.layers[l + 1].mu is not None:  # centered inputs (before damping)
                 xn[:, :-1] -= state.layers[l + 1].mu
             if xa[l + 1] is not None:  # second and later sweeps: damp

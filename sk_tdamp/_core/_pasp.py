@@ -136,7 +136,7 @@ class PosteriorAverage:
         avg = cls(float(data["epochs"]), None if snapshots < 0 else snapshots)
         avg.t, avg._since = int(data["t"]), int(data["since"])
         for name in ("m", "c", "m2"):
-            setattr(avg, name, [np.array(data[f"{name}{l}"], dtype=np.float64)
+            setattr(avg, name, [np.array(data[f"{name}{l}"])
                                 for l in range(int(data["n_layers"]))])
         return avg
 

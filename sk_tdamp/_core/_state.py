@@ -89,7 +89,7 @@ class NetworkState:
 
 
 def init_state(layer_sizes, rng, *, prior_scale=1.0, bias_var=1.0, v=1.0, rho=0.5,
-               input_rho=None, init_evidence=1.0):
+               input_rho=None, init_evidence=1.0, dtype=np.float64):
     """Random initial posterior for a network with widths ``layer_sizes``.
 
     Parameters
@@ -112,6 +112,8 @@ def init_state(layer_sizes, rng, *, prior_scale=1.0, bias_var=1.0, v=1.0, rho=0.
     init_evidence : float
         Weight ``k`` of the initialization kept as prior pseudo-evidence,
         ``Hp0 = k m0 / sigma^2`` and ``Gp0 = k / sigma^2`` (ALGORITHM.md 5.6b).
+    dtype : {numpy.float64, numpy.float32}
+        Floating type of the weight-sized arrays (the draws are the same for both).
 
     Returns
     -------
@@ -132,6 +134,7 @@ def init_state(layer_sizes, rng, *, prior_scale=1.0, bias_var=1.0, v=1.0, rho=0.
         p = input_rho if l == 0 else rho
         grouped = p is not None
         p = 0.5 if p is None else float(np.clip(p, *RHO_INIT_CLIP))
+        m, c, Hp, Gp = (a.astype(dtype, copy=False) for a in (m, c, Hp, Gp))
         layers.append(LayerState(
             m=m, c=c, Hp=Hp, Gp=Gp, Lam=np.zeros(n_in), sigma2=sigma2,
             logit_rho=float(np.log(p) - np.log1p(-p)), grouped=grouped,

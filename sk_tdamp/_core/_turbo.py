@@ -159,7 +159,7 @@ def minibatch_estep(x, y, state, cfg, workspace=None):
     """
     if workspace is None:
         workspace = [LayerWorkspace.for_layer(la, cfg.n_sweeps) for la in state.layers]
-    msgs = Messages.start(x, state.layers[0].mu, len(state.layers))
+    msgs = Messages.start(x, state.layers[0].mu, len(state.layers), state.layers[0].m.dtype)
     # (H0, G0) change only between minibatches (PasP): their llr once per minibatch.
     offsets = [init_llr_offset(la) if la.grouped else 0.0 for la in state.layers]
     for sweep in range(cfg.n_sweeps):
