@@ -50,6 +50,7 @@ import logging
 import numbers
 import time
 import warnings
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -173,6 +174,14 @@ def _client_name(client, context):
     return client(context) if callable(client) else client
 
 
+def _client_seed(seed, client):
+    """The client's own seed from the round's seed and its identifier (None: random)."""
+    if seed is None:
+        return None
+    entropy = [int(seed), zlib.crc32(repr(client).encode())]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+
 def _reply(message, arrays=None, metrics=None):
     content = RecordDict()
     if arrays is not None:
@@ -250,7 +259,8 @@ def make_client_app(data, *, evaluate_data=None, client=None, mods=None):
     -------
     app : flwr.clientapp.ClientApp
         Handles ``train`` (:func:`~sk_tdamp.federated.client_step` from the received
-        posterior, seeded by the server's ``config["seed"]``; replies with the local
+        posterior, its minibatch orders seeded by the round's ``config["seed"]`` and
+        the client's identifier; replies with the local
         message and ``num-examples``), ``evaluate`` (accuracy or mean squared error and
         the mean negative log predictive density of the global posterior) and the
         census and input-shift queries of :class:`EMTDAMPStrategy`.
@@ -271,8 +281,9 @@ def make_client_app(data, *, evaluate_data=None, client=None, mods=None):
         glob = from_arrays(message.content["arrays"])
         config = message.content["config"] if "config" in message.content else {}
         X, y = _client_data(data, context)
-        local = client_step(glob, X, y, random_state=config.get("seed"),
-                            client=_client_name(client, context))
+        name = _client_name(client, context)
+        local = client_step(glob, X, y, random_state=_client_seed(config.get("seed"), name),
+                            client=name)
         return _reply(message, to_arrays(local),
                       {"num-examples": int(local.n_samples), "loss": float(local.loss)})
 
@@ -382,7 +393,7 @@ class EMTDAMPStrategy(Strategy):
     """Flower strategy that aggregates EM-TDAMP posteriors (Bayesian federated learning).
 
     Each round the strategy broadcasts the global posterior and the model settings (the
-    arrays of a :class:`~sk_tdamp.federated.GlobalMessage`) with a seed per client; the
+    arrays of a :class:`~sk_tdamp.federated.GlobalMessage`) and a seed; the
     clients (:func:`make_client_app`) run TDAMP from it on their data and reply with
     their local posteriors, which the server combines with
     :func:`~sk_tdamp.federated.server_step`. Before the first round it runs the census
@@ -417,8 +428,10 @@ class EMTDAMPStrategy(Strategy):
         a round without any valid reply leaves the global posterior unchanged),
         ``"raise"`` raises :class:`~sk_tdamp.federated.ClientError`.
     random_state : int, RandomState instance or None, default=None
-        Source of the clients' seeds (their minibatch orders, drawn by the server
-        before each round in node order) and of the sampling of clients.
+        Source of the round's seed (drawn by the server before each round; each client
+        seeds its minibatch orders with it and its identifier, so a run is
+        reproducible whatever node ids Flower assigns) and of the sampling of clients
+        (in the order of their identifiers when the census gave them).
 
     Attributes
     ----------
@@ -590,20 +603,18 @@ class EMTDAMPStrategy(Strategy):
         return to_arrays(message)
 
     def configure_train(self, server_round, arrays, config, grid):
-        """Messages of a training round: the global posterior and a seed per client."""
+        """Messages of a training round: the global posterior and the round's seed."""
         message = from_arrays(arrays) if len(arrays) else None
         if message is None or message.pending_shift is not None:
             arrays = self.setup(grid, arrays)
             message = self.global_message_
         nodes = self._sample(grid, self.fraction_train, self.min_train_nodes)
-        seeds = self._rng.randint(np.iinfo(np.int32).max, size=len(nodes))
-        out = []
-        for node, seed in zip(nodes, seeds):
-            node_config = ConfigRecord(dict(config))
-            node_config["server-round"] = int(server_round)
-            node_config["seed"] = int(seed)
-            out.append(Message(RecordDict({"arrays": arrays, "config": node_config}),
-                               dst_node_id=node, message_type=MessageType.TRAIN))
+        config = ConfigRecord(dict(config))
+        config["server-round"] = int(server_round)
+        config["seed"] = int(self._rng.randint(np.iinfo(np.int32).max))
+        record = RecordDict({"arrays": arrays, "config": config})
+        out = [Message(record, dst_node_id=node, message_type=MessageType.TRAIN)
+               for node in nodes]
         self._sent = (server_round, message, nodes, _nbytes(arrays), time.perf_counter())
         logger.info("configure_train: round %d (global round %d) sent to %d clients",
                     server_round, message.round, len(nodes))
@@ -688,8 +699,13 @@ class EMTDAMPStrategy(Strategy):
         if self._members is not None:
             nodes = [n for n in nodes if n in self._members]
         k = min(len(nodes), max(minimum, int(len(nodes) * fraction)))
-        if k < len(nodes):
-            nodes = sorted(int(n) for n in self._rng.choice(nodes, size=k, replace=False))
+        if k < len(nodes):  # in client order, so that a seed samples the same clients
+            names = [(self.clients_.get(n, {}).get("client"), n) for n in nodes]
+            if any(name is None for name, _ in names):
+                names = [(n, n) for n in nodes]
+            ordered = [n for _, n, _ in _sorted_by_client([(c, n, None) for c, n in names])]
+            picked = self._rng.choice(len(ordered), size=k, replace=False)
+            nodes = sorted(ordered[i] for i in picked)
         if not nodes:
             raise ClientError("no client is connected.")
         return [int(n) for n in nodes]

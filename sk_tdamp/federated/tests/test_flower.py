@@ -51,6 +51,7 @@ from sk_tdamp.federated import (
 )
 from sk_tdamp.federated.flower import (
     EMTDAMPStrategy,
+    _client_seed,
     _pooled_moments,
     from_arrays,
     make_client_app,
@@ -73,13 +74,13 @@ def classification_data(n=240):
 
 
 def regressor(**kw):
-    return EMTDAMPRegressor(hidden_layer_sizes=(6,), shuffle=False, n_init=1,
-                            random_state=0, **kw)
+    return EMTDAMPRegressor(**{"hidden_layer_sizes": (6,), "shuffle": False, "n_init": 1,
+                               "random_state": 0, **kw})
 
 
 def classifier(**kw):
-    return EMTDAMPClassifier(hidden_layer_sizes=(12,), shuffle=False, n_init=1,
-                             random_state=0, **kw)
+    return EMTDAMPClassifier(**{"hidden_layer_sizes": (12,), "shuffle": False,
+                                "n_init": 1, "random_state": 0, **kw})
 
 
 def partition_data(X, y, ids):
@@ -118,13 +119,15 @@ def assert_same_message(a, b):
 class LocalGrid(Grid):
     """A Grid whose nodes run ``app`` in this process, one after the other.
 
-    Node ``1000 + k`` has ``partition-id`` ``k``. A ClientApp that raises gets an error
-    reply, as from Flower's runtimes; the nodes in ``silent`` never reply (a timeout).
+    Node ``node_ids[k]`` (default ``1000 + k``) has ``partition-id`` ``k``. A ClientApp
+    that raises gets an error reply, as from Flower's runtimes; the nodes in ``silent``
+    never reply (a timeout).
     """
 
-    def __init__(self, app, n_nodes, silent=()):
+    def __init__(self, app, n_nodes, silent=(), node_ids=None):
         self.app = app
-        self.nodes = {1000 + k: k for k in range(n_nodes)}
+        node_ids = [1000 + k for k in range(n_nodes)] if node_ids is None else node_ids
+        self.nodes = {node: k for k, node in enumerate(node_ids)}
         self.silent = set(silent)
         self.sent = []  # message types, in order
         self._run = None
@@ -231,8 +234,8 @@ def _not_a_message(flat):
     return {"weights": np.zeros(3)}
 
 
-def run_local(strategy, app, n_nodes, n_rounds, silent=()):
-    grid = LocalGrid(app, n_nodes, silent)
+def run_local(strategy, app, n_nodes, n_rounds, silent=(), node_ids=None):
+    grid = LocalGrid(app, n_nodes, silent, node_ids)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = strategy.start(grid, num_rounds=n_rounds, timeout=5.0)
@@ -266,6 +269,13 @@ def test_pooled_moments_match_the_pooled_data():
     mean, scale = _pooled_moments(rows)
     assert_allclose(mean, Y.mean(axis=0), rtol=1e-14)
     assert_allclose(scale, Y.std(axis=0), rtol=1e-14)
+
+
+def test_each_client_seeds_its_minibatches_differently():
+    seeds = [_client_seed(12345, client) for client in (0, 1, 2, "site-a")]
+    assert len(set(seeds)) == 4 and all(0 <= s < 2**32 for s in seeds)
+    assert _client_seed(12345, 1) == seeds[1] and _client_seed(54321, 1) != seeds[1]
+    assert _client_seed(None, 1) is None
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -369,6 +379,25 @@ def test_invalid_replies_are_rejected_naming_the_node(corrupt, reason):
     assert failure["node_id"] == 1001 and reason in failure["reason"]
     assert re.match(r"node 1001( \(client 1\))? failed in the train step in round 1",
                     str(skipped[0].message))
+
+
+@local_grid
+def test_shuffled_runs_are_reproducible_whatever_the_node_ids():
+    # the clients seed their minibatch orders with the round's seed and their own
+    # identifier, and the server samples clients in identifier order: Flower's node ids,
+    # random in a simulation, do not matter
+    X, y = regression_data()
+    ids = partition_clients(y, 4, random_state=0)
+    app = make_client_app(partition_data(X, y, ids))
+    runs = {}
+    for seed, node_ids in ((0, None), (0, [93, 12, 57, 40]), (1, None)):
+        strategy = EMTDAMPStrategy(regressor(shuffle=True), min_available_nodes=4,
+                                   fraction_train=0.5, random_state=seed)
+        run_local(strategy, app, 4, n_rounds=3, node_ids=node_ids)
+        runs[seed, node_ids is None] = strategy
+    assert_same_message(runs[0, True].global_message_, runs[0, False].global_message_)
+    assert runs[0, True].history_[-1]["loss"] != runs[1, True].history_[-1]["loss"]
+    assert all(h["num_replies"] == 2 for h in runs[0, True].history_)
 
 
 @local_grid
