@@ -91,6 +91,7 @@ from . import (
 
 __all__ = [
     "EMTDAMPStrategy",
+    "client_seed",
     "from_arrays",
     "make_client_app",
     "make_server_app",
@@ -174,8 +175,33 @@ def _client_name(client, context):
     return client(context) if callable(client) else client
 
 
-def _client_seed(seed, client):
-    """The client's own seed from the round's seed and its identifier (None: random)."""
+def client_seed(seed, client):
+    """The seed of a client's minibatch orders in a round of :class:`EMTDAMPStrategy`.
+
+    The strategy sends one seed per round; each ClientApp of :func:`make_client_app`
+    mixes it with its identifier and passes the result to
+    :func:`~sk_tdamp.federated.client_step` as ``random_state``, so every client shuffles
+    differently and a run depends on no node id. With the seeds of
+    ``strategy.history_``, the deployment primitives replay a Flower run exactly.
+
+    Parameters
+    ----------
+    seed : int or None
+        The round's seed (``config["seed"]``); None gives None (fresh randomness).
+    client : object
+        The client's identifier (its ``client`` in the replies).
+
+    Returns
+    -------
+    random_state : int or None
+        In ``[0, 2**31)``.
+
+    Examples
+    --------
+    >>> from sk_tdamp.federated.flower import client_seed
+    >>> client_seed(7, 0) == client_seed(7, 0) != client_seed(7, 1)
+    True
+    """
     if seed is None:
         return None
     entropy = [int(seed), zlib.crc32(repr(client).encode())]
@@ -282,7 +308,7 @@ def make_client_app(data, *, evaluate_data=None, client=None, mods=None):
         config = message.content["config"] if "config" in message.content else {}
         X, y = _client_data(data, context)
         name = _client_name(client, context)
-        local = client_step(glob, X, y, random_state=_client_seed(config.get("seed"), name),
+        local = client_step(glob, X, y, random_state=client_seed(config.get("seed"), name),
                             client=name)
         return _reply(message, to_arrays(local),
                       {"num-examples": int(local.n_samples), "loss": float(local.loss)})
@@ -446,8 +472,10 @@ class EMTDAMPStrategy(Strategy):
         Per training round: ``"server_round"``, ``"round"`` (rounds aggregated so far),
         ``"loss"``, ``"noise_variance"``, ``"density"`` (of the global message's
         history), ``"num_replies"``, ``"num_failures"``, ``"download_bytes"`` and
-        ``"upload_bytes"`` (the encoded arrays sent to and received from the clients)
-        and ``"wall_time"`` (seconds from sending to aggregating). The same values,
+        ``"upload_bytes"`` (the encoded arrays sent to and received from the clients),
+        ``"seed"`` (the round's seed; client ``k`` shuffled with
+        ``random_state=client_seed(seed, k)``) and
+        ``"wall_time"`` (seconds from sending to aggregating). The same values,
         dashes for underscores, are the round's Flower ``MetricRecord``.
     failures_ : list of dict
         Per dropped client: ``"server_round"`` (0 before the first round),
@@ -516,7 +544,7 @@ class EMTDAMPStrategy(Strategy):
         self.history_, self.failures_, self.clients_ = [], [], {}
         self._rng = check_random_state(self.random_state)
         self._members = None  # node ids that train (None: every connected node)
-        self._sent = None  # (server round, message, node ids, bytes, start time)
+        self._sent = None  # (server round, message, node ids, bytes, seed, start time)
         self._timeout = 3600.0
 
     # --------------------------------------------------------------- Strategy API
@@ -615,14 +643,15 @@ class EMTDAMPStrategy(Strategy):
         record = RecordDict({"arrays": arrays, "config": config})
         out = [Message(record, dst_node_id=node, message_type=MessageType.TRAIN)
                for node in nodes]
-        self._sent = (server_round, message, nodes, _nbytes(arrays), time.perf_counter())
+        self._sent = (server_round, message, nodes, _nbytes(arrays), config["seed"],
+                      time.perf_counter())
         logger.info("configure_train: round %d (global round %d) sent to %d clients",
                     server_round, message.round, len(nodes))
         return out
 
     def aggregate_train(self, server_round, replies):
         """Check the replies, drop the failed clients, then :func:`server_step`."""
-        sent_round, message, nodes, down, started = self._sent
+        sent_round, message, nodes, down, seed, started = self._sent
         if sent_round != server_round:
             raise RuntimeError(f"aggregate_train for round {server_round}, but round "
                                f"{sent_round} was configured.")
@@ -643,7 +672,7 @@ class EMTDAMPStrategy(Strategy):
                   "density": _last(new.history, "density"),
                   "num_replies": len(good), "num_failures": len(nodes) - len(good),
                   "download_bytes": int(down * len(nodes)), "upload_bytes": int(up_total),
-                  "wall_time": time.perf_counter() - started}
+                  "seed": int(seed), "wall_time": time.perf_counter() - started}
         self.history_.append(record)
         metrics = MetricRecord({k.replace("_", "-"): v for k, v in record.items()
                                 if k != "server_round"})

@@ -51,8 +51,8 @@ from sk_tdamp.federated import (
 )
 from sk_tdamp.federated.flower import (
     EMTDAMPStrategy,
-    _client_seed,
     _pooled_moments,
+    client_seed,
     from_arrays,
     make_client_app,
     simulate,
@@ -271,11 +271,11 @@ def test_pooled_moments_match_the_pooled_data():
     assert_allclose(scale, Y.std(axis=0), rtol=1e-14)
 
 
-def test_each_client_seeds_its_minibatches_differently():
-    seeds = [_client_seed(12345, client) for client in (0, 1, 2, "site-a")]
+def test_eachclient_seeds_its_minibatches_differently():
+    seeds = [client_seed(12345, client) for client in (0, 1, 2, "site-a")]
     assert len(set(seeds)) == 4 and all(0 <= s < 2**32 for s in seeds)
-    assert _client_seed(12345, 1) == seeds[1] and _client_seed(54321, 1) != seeds[1]
-    assert _client_seed(None, 1) is None
+    assert client_seed(12345, 1) == seeds[1] and client_seed(54321, 1) != seeds[1]
+    assert client_seed(None, 1) is None
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -398,6 +398,17 @@ def test_shuffled_runs_are_reproducible_whatever_the_node_ids():
     assert_same_message(runs[0, True].global_message_, runs[0, False].global_message_)
     assert runs[0, True].history_[-1]["loss"] != runs[1, True].history_[-1]["loss"]
     assert all(h["num_replies"] == 2 for h in runs[0, True].history_)
+    # every client of every round: the primitives with client_seed replay the run
+    strategy = EMTDAMPStrategy(regressor(shuffle=True), min_available_nodes=4,
+                               random_state=3)
+    run_local(strategy, app, 4, n_rounds=2, node_ids=[93, 12, 57, 40])
+    message = strategy.initial_message_
+    for h in strategy.history_:
+        message = server_step(message, [
+            client_step(message, X[ids == k], y[ids == k],
+                        random_state=client_seed(h["seed"], k), client=k)
+            for k in range(4)])
+    assert_same_message(strategy.global_message_, message)
 
 
 @local_grid
