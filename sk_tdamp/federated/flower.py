@@ -686,7 +686,6 @@ class EMTDAMPStrategy(Strategy):
         config = ConfigRecord(dict(config))
         config["server-round"] = int(server_round)
         record = RecordDict({"arrays": arrays, "config": config})
-        self._evaluated = nodes
         return [Message(record, dst_node_id=node, message_type=MessageType.EVALUATE)
                 for node in nodes]
 
@@ -694,11 +693,21 @@ class EMTDAMPStrategy(Strategy):
         """Average of the clients' metrics weighted by their ``num-examples``."""
         valid = []
         for reply in replies:
+            node = reply.metadata.src_node_id
             if reply.has_error():
-                self._fail(server_round, "evaluate", reply.metadata.src_node_id,
-                           _error_text(reply), skip_only=True)
-            else:
-                valid.append(reply.content["metrics"])
+                self._fail(server_round, "evaluate", node, _error_text(reply),
+                           skip_only=True)
+                continue
+            metrics = reply.content["metrics"] if "metrics" in reply.content else {}
+            n = metrics.get("num-examples")
+            if not (isinstance(n, numbers.Integral) and n >= 1) or not all(
+                    np.isfinite(v) for v in metrics.values()
+                    if isinstance(v, numbers.Real)):
+                self._fail(server_round, "evaluate", node, "reply rejected: "
+                           "no positive num-examples or non-finite metrics",
+                           skip_only=True)
+                continue
+            valid.append(metrics)
         if not valid:
             return None
         weights = np.array([m["num-examples"] for m in valid], dtype=np.float64)

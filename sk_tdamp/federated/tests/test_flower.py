@@ -438,6 +438,22 @@ def test_round_without_valid_reply_leaves_the_posterior_unchanged():
 
 
 @local_grid
+def test_failed_evaluation_is_left_out_of_the_evaluation_metrics():
+    X, y = classification_data()
+    ids = partition_clients(y, 3, random_state=0)
+    app = make_client_app(partition_data(X, y, ids), mods=[raising_mod(1, "evaluate")])
+    strategy = EMTDAMPStrategy(classifier(), min_available_nodes=3, fraction_evaluate=1.0)
+    result, _, skipped = run_local(strategy, app, 3, n_rounds=1)
+    [failure] = strategy.failures_
+    assert (failure["stage"], failure["node_id"]) == ("evaluate", 1001)
+    model, keep = to_estimator(strategy.global_message_), ids != 1
+    metrics = result.evaluate_metrics_clientapp[1]
+    assert metrics["num-examples"] == keep.sum()
+    assert_allclose(metrics["accuracy"], model.score(X[keep], y[keep]), rtol=1e-12)
+    assert strategy.history_[0]["num_replies"] == 3 and len(skipped) == 1
+
+
+@local_grid
 def test_census_rejects_clients_with_different_feature_counts():
     X, y = regression_data()
 
