@@ -30,6 +30,18 @@ epochs per round (default 1):
   rounds: ``EMTDAMPClassifier`` / ``EMTDAMPRegressor`` (``fit`` with ``warm_start``,
   one epoch per call) and the MLP (``partial_fit``).
 
+- *EM-TDAMP on Flower* (``--flower``, needs the ``flower`` extra): the same federation
+  run by Flower's simulation runtime (Ray, one virtual SuperNode per client, each a
+  ``sk_tdamp.federated.flower.make_client_app`` reading its client's rows from a file)
+  under ``EMTDAMPStrategy``. Its clients seed their minibatch orders from the strategy's
+  round seed (``client_seed``), not from the generator of the *EM-TDAMP federated* loop,
+  so the two curves agree in distribution; to check that Flower changes nothing else,
+  the deployment primitives are run once more in this process with the seeds of the
+  Flower run ("replay"), which must give the same global posterior bit for bit. Bytes:
+  the Flower ``ArrayRecord`` payloads (compact encoding), down and up; seconds per
+  round: from sending the round's messages to aggregating the replies (the Ray start
+  is reported apart).
+
 Reported: test accuracy (RMSE) per round, rounds to reach 95% of the method's own
 centralized accuracy after the same number of epochs (for RMSE: to come within
 RMSE_central / 0.95), the same against a common target (the better centralized method),
@@ -40,6 +52,8 @@ Usage::
     python benchmarks/federated.py                         # everything (~20 minutes)
     python benchmarks/federated.py --datasets digits --rounds 15
     python benchmarks/federated.py --quick                 # smoke run
+    python benchmarks/federated.py --datasets mnist5k --flower \
+        --out benchmarks/results/federated_flower.md      # with Flower (~15 minutes)
 """
 
 import argparse
@@ -78,6 +92,11 @@ from sk_tdamp.federated import (
 HERE = Path(__file__).resolve().parent
 EM_FED, EM_CEN, FA_FED, FA_CEN = ("EM-TDAMP federated", "EM-TDAMP centralized",
                                   "FedAvg (MLP adam)", "MLP centralized")
+EM_FLOWER = "EM-TDAMP on Flower"
+# Flower's telemetry and update check, Ray's usage statistics: off (no network calls).
+for _name, _value in (("FLWR_TELEMETRY_ENABLED", "0"), ("FLWR_DISABLE_UPDATE_CHECK", "1"),
+                      ("RAY_USAGE_STATS_ENABLED", "0")):
+    os.environ.setdefault(_name, _value)
 SHOW_ROUNDS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200)
 
 
@@ -177,6 +196,74 @@ def run_em_federated(task, ids, args):
     return out
 
 
+def run_em_flower(task, ids, args):
+    """EMTDAMPStrategy in Flower's simulation runtime, then the primitives replaying it."""
+    import logging
+    import tempfile
+
+    from sk_tdamp.federated.flower import (
+        EMTDAMPStrategy,
+        client_seed,
+        from_arrays,
+        make_client_app,
+        simulate,
+    )
+
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    X, X_te, y, y_te, hidden, is_clf = task
+    est = (EMTDAMPClassifier if is_clf else EMTDAMPRegressor)(**em_params(hidden, args))
+    clients = np.unique(ids)
+    curve = {}
+
+    def evaluate(server_round, arrays):  # server side, after every round
+        if server_round > 0:
+            curve[server_round] = score(to_estimator(from_arrays(arrays)), X_te, y_te,
+                                        is_clf)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in clients:  # each SuperNode reads its own client's file
+            np.savez(Path(tmp) / f"client{k}.npz", X=X[ids == k], y=y[ids == k])
+
+        def data(context):
+            with np.load(Path(tmp) / f"client{context.node_config['partition-id']}.npz") as f:
+                return f["X"], f["y"]
+
+        strategy = EMTDAMPStrategy(est, min_available_nodes=clients.size,
+                                   random_state=args.seed)
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(args.threads)  # inherited by the Ray worker
+        # One Ray actor: the clients run one after the other, as in the other methods.
+        backend = {"init_args": {"num_cpus": 1}, "client_resources": {"num_cpus": 1}}
+        t0, c0 = time.perf_counter(), time.process_time()
+        simulate(strategy, make_client_app(data), clients.size, num_rounds=args.rounds,
+                 evaluate_fn=evaluate, backend_config=backend)
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    hist = strategy.history_
+    out = dict(curve=[curve[r] for r in range(1, args.rounds + 1)],
+               seconds=[h["wall_time"] for h in hist],
+               down=[h["download_bytes"] for h in hist], up=[h["upload_bytes"] for h in hist],
+               compact_down=[h["download_bytes"] for h in hist],
+               compact_up=[h["upload_bytes"] for h in hist], total_seconds=total,
+               server_cpu_seconds=cpu, failures=len(strategy.failures_))
+    out["setup_seconds"] = total - sum(out["seconds"])
+    # Replay: the deployment primitives in this process, with the Flower run's seeds.
+    msg = strategy.initial_message_
+    for h in hist:
+        msg = server_step(msg, [client_step(msg, X[ids == k], y[ids == k],
+                                            random_state=client_seed(h["seed"], int(k)),
+                                            client=int(k)) for k in clients])
+        # (clients are numbered 0 .. K-1 = the partition ids of the SuperNodes)
+    final, replay = strategy.global_message_.to_dict(), msg.to_dict()
+    out["replay_identical"] = sorted(final) == sorted(replay) and all(
+        np.array_equal(final[key], replay[key]) for key in final)
+    model = to_estimator(strategy.global_message_)
+    out["replay_max_abs_diff"] = float(np.max(np.abs(
+        model.predict_proba(X_te) - to_estimator(msg).predict_proba(X_te)))) if is_clf \
+        else float(np.max(np.abs(model.predict(X_te) - to_estimator(msg).predict(X_te))))
+    out["kept"] = [int(k) for k in model.n_neurons_kept_]
+    return out
+
+
 def run_em_centralized(task, args):
     X, X_te, y, y_te, hidden, is_clf = task
     cls = EMTDAMPClassifier if is_clf else EMTDAMPRegressor
@@ -265,6 +352,8 @@ def run_dataset(name, args):
                                 random_state=args.seed)
         sizes = np.bincount(ids)
         runs = {EM_FED: run_em_federated(task, ids, args), FA_FED: run_fedavg(task, ids, args)}
+        if args.flower:
+            runs[EM_FLOWER] = run_em_flower(task, ids, args)
         res["partitions"][label] = dict(client_sizes=sizes.tolist(), runs=runs)
         m = metric(is_clf)
         print(f"  {label}: " + "  ".join(
@@ -308,7 +397,7 @@ def dataset_tables(name, res, args):
     for label, part in res["partitions"].items():
         for method, run in part["runs"].items():
             curve = curve_of(run, m)
-            own = cen_em[-1] if method == EM_FED else cen_fa[-1]
+            own = cen_em[-1] if method in (EM_FED, EM_FLOWER) else cen_fa[-1]
             at15 = curve[14] if len(curve) >= 15 else None
             r_own = reached(curve, target_of(own, is_clf), is_clf)
             sent = None if r_own is None else (
@@ -349,6 +438,26 @@ def dataset_tables(name, res, args):
                      for label, part in res["partitions"].items())
     lines += ["", f"EM-TDAMP hidden neurons kept: centralized "
               f"{res['central'][EM_CEN]['kept']}; federated {kept}."]
+    flower = [(label, part["runs"][EM_FLOWER]) for label, part in res["partitions"].items()
+              if EM_FLOWER in part["runs"]]
+    if flower:
+        lines += ["", f"{EM_FLOWER} (Flower's simulation runtime, Ray, {args.clients} "
+                  "virtual SuperNodes):", "",
+                  f"| partition | {m} round {rounds} | max abs. {m} difference to "
+                  f"{EM_FED}, over rounds | mean abs. difference | replay by the "
+                  "primitives with Flower's seeds | outside the rounds: Ray start and stop, "
+                  "census, input shifts, evaluation (s) | s / round | total (s) | failed "
+                  "clients |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for label, run in flower:
+            diff = np.abs(np.array(curve_of(run, m)) -
+                          np.array(curve_of(res["partitions"][label]["runs"][EM_FED], m)))
+            replay = ("bit-identical posterior" if run["replay_identical"] else
+                      f"differs (max {run['replay_max_abs_diff']:.2e})")
+            lines.append(f"| {label} | {curve_of(run, m)[-1]:.4f} | {diff.max():.4f} | "
+                         f"{diff.mean():.4f} | {replay} | {run['setup_seconds']:.1f} | "
+                         f"{np.mean(run['seconds']):.2f} | {run['total_seconds']:.1f} | "
+                         f"{run['failures']} |")
     return lines
 
 
@@ -413,6 +522,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="BLAS threads")
     p.add_argument("--quick", action="store_true", help="digits and boston, 5 rounds")
+    p.add_argument("--flower", action="store_true",
+                   help="add EM-TDAMP on Flower's simulation runtime (flower extra)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "federated.md")
     return p
 
