@@ -53,6 +53,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_X_y
 
+from .._core._likelihoods import LIKELIHOODS
 from .._engine import (
     ClientError,
     ClientSkippedWarning,
@@ -75,6 +76,7 @@ __all__ = [
     "GlobalMessage",
     "LocalLayer",
     "LocalMessage",
+    "check_local_message",
     "client_shift_sums",
     "client_step",
     "initial_message",
@@ -318,29 +320,72 @@ def server_shift_step(message, client_sums):
     return dataclasses.replace(message, state=state)
 
 
-def _check_local_messages(message, local_messages):
-    """Every local message answers this round, fits the architecture and is finite."""
-    if len(local_messages) == 0:
-        raise ValueError("server_step needs at least one local message.")
-    for lm in local_messages:
-        who = f"local message of client {lm.client!r}"
-        if lm.round != message.round:
-            raise ValueError(f"{who} answers round {lm.round}, the global message is at "
-                             f"round {message.round}.")
-        if len(lm.layers) != len(message.state.layers):
-            raise ValueError(f"{who} does not match the architecture of the global message.")
-        for l, (local, la) in enumerate(zip(lm.layers, message.state.layers)):
-            for name in ("m", "c", "Hp", "Gp", "Lam", "init_scale"):
-                value, expected = np.asarray(getattr(local, name)), getattr(la, name)
-                if value.shape != np.shape(expected):
-                    raise ValueError(f"{who} does not match the architecture of the global "
-                                     f"message (layer {l}, {name}).")
-                if name == "Lam" and not la.grouped:
-                    continue  # an ungrouped layer has no support: its log-odds are inf
-                if not np.all(np.isfinite(value)):
-                    raise ValueError(f"{who} holds non-finite values (layer {l}, {name}).")
-        if not (np.isfinite(lm.loss) and lm.n_samples >= 1):
-            raise ValueError(f"{who} has a non-finite loss or no samples.")
+def check_local_message(message, local):
+    """Check that a client's reply can be aggregated into ``message``'s round.
+
+    Parameters
+    ----------
+    message : GlobalMessage
+        The global message the client answered.
+    local : LocalMessage
+        The client's reply.
+
+    Raises
+    ------
+    ValueError
+        Naming the client and the first problem found: another round, another
+        architecture (an array of another shape), no samples, or non-finite values (NaN
+        anywhere; infinities anywhere but in the support log-odds ``Lam``, where they
+        mean a support the evidence made certain).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sk_tdamp import EMTDAMPRegressor
+    >>> from sk_tdamp.federated import check_local_message, client_step, initial_message
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    >>> msg = initial_message(EMTDAMPRegressor(hidden_layer_sizes=(4,), random_state=0),
+    ...                       n_features=3, n_samples=20)
+    >>> local = client_step(msg, X, y, client="a")
+    >>> check_local_message(msg, local)  # fine: returns None
+    >>> local.layers[0].m[0, 0] = np.nan
+    >>> check_local_message(msg, local)
+    Traceback (most recent call last):
+    ...
+    ValueError: local message of client 'a' holds non-finite values (layer 0, m).
+    """
+    who = f"local message of client {local.client!r}"
+    if local.round != message.round:
+        raise ValueError(f"{who} answers round {local.round}, the global message is at "
+                         f"round {message.round}.")
+    if not (isinstance(local.n_samples, numbers.Integral) and local.n_samples >= 1):
+        raise ValueError(f"{who} has n_samples={local.n_samples!r}, not a positive "
+                         "integer.")
+    if len(local.layers) != len(message.state.layers):
+        raise ValueError(f"{who} does not match the architecture of the global message "
+                         f"({len(local.layers)} layers, not {len(message.state.layers)}).")
+    for l, (mine, la) in enumerate(zip(local.layers, message.state.layers)):
+        for name in ("m", "c", "Hp", "Gp", "Lam", "init_scale"):
+            value, expected = np.asarray(getattr(mine, name)), getattr(la, name)
+            if value.shape != np.shape(expected):
+                raise ValueError(f"{who} does not match the architecture of the global "
+                                 f"message (layer {l}, {name} of shape {value.shape}, not "
+                                 f"{np.shape(expected)}).")
+            if value.dtype.kind not in "fiu":
+                raise ValueError(f"{who} holds non-numeric values (layer {l}, {name}).")
+            bad = np.isnan(value) if name == "Lam" else ~np.isfinite(value)
+            if np.any(bad):
+                raise ValueError(f"{who} holds non-finite values (layer {l}, {name}).")
+    expected = LIKELIHOODS[message.settings.likelihood].stats
+    if type(local.output_stats) is not expected:
+        raise ValueError(f"{who} sends {type(local.output_stats).__name__}, the model's "
+                         f"likelihood needs {expected.__name__}.")
+    for name, value in local.output_stats.to_arrays().items():
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{who} holds non-finite output statistics ({name}).")
+    if not np.isfinite(local.loss):
+        raise ValueError(f"{who} has a non-finite loss.")
 
 
 def server_step(message, local_messages):
@@ -371,7 +416,10 @@ def server_step(message, local_messages):
     section 8. Examples are in :func:`client_step`.
     """
     local_messages = list(local_messages)
-    _check_local_messages(message, local_messages)
+    if not local_messages:
+        raise ValueError("server_step needs at least one local message.")
+    for local in local_messages:
+        check_local_message(message, local)
     settings = message.settings
     chain = message.to_chain(copy=False)
     updates = [lm.to_update() for lm in local_messages]

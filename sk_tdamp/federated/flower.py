@@ -51,7 +51,6 @@ import numbers
 import time
 import warnings
 import zlib
-from collections import Counter
 
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
@@ -81,6 +80,7 @@ from . import (
     ClientSkippedWarning,
     GlobalMessage,
     LocalMessage,
+    check_local_message,
     client_shift_sums,
     client_step,
     initial_message,
@@ -338,73 +338,24 @@ def make_client_app(data, *, evaluate_data=None, client=None, mods=None):
 
 
 # ------------------------------------------------------------------------ server
-# Support log-odds: +-inf are legitimate (a support the evidence made certain).
-_LOG_ODDS = ("Lam",)
-
-
-def _finite(name, value, allow_inf=False):
-    """None if ``value`` is a finite numeric array, else the reason it is not.
-
-    With ``allow_inf`` (log-odds), infinities pass and only NaN is rejected.
-    """
+def _finite(name, value):
+    """None if ``value`` is a finite numeric array, else the reason it is not."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         return f"{name} is not numeric (dtype {arr.dtype})"
-    if arr.dtype.kind != "f":
-        return None
-    if np.isnan(arr).any():
-        return f"NaN values in {name}"
-    if not allow_inf and np.isinf(arr).any():
-        return f"infinite values in {name}"
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        return f"non-finite values in {name}"
     return None
 
 
-def _reply_problem(reference, local):
-    """Why a decoded local message cannot be aggregated into ``reference``, or None.
-
-    ``reference`` is the flat encoding of the global message the client answered: each
-    array of the reply must be one of its arrays, with the same shape, and finite.
-    """
-    if local.round != int(reference["round"]):
-        return (f"it answers round {local.round}, the global message is at round "
-                f"{int(reference['round'])}")
-    if not (isinstance(local.n_samples, numbers.Integral) and local.n_samples >= 1):
-        return f"n_samples={local.n_samples!r} is not a positive integer"
-    n_layers = int(reference["n_layers"])
-    if len(local.layers) != n_layers:
-        return f"it has {len(local.layers)} layers, the model has {n_layers}"
-    for l, arrays in enumerate(local.layers):
-        if "m" not in arrays:
-            return f"layer {l} has no posterior mean"
-        for name, value in arrays.items():
-            key = f"layer{l}.{name}"
-            ref = reference.get(key)
-            if ref is None or np.ndim(ref) == 0:
-                return f"unexpected array {key}"
-            if np.shape(value) != np.shape(ref):
-                return (f"{key} has shape {np.shape(value)}, the model's has "
-                        f"{np.shape(ref)}")
-            if (problem := _finite(key, value, name in _LOG_ODDS)) is not None:
-                return problem
-    for name, value in local.output_stats.items():
-        if (problem := _finite(f"stats.{name}", value)) is not None:
-            return problem
-    if not np.isfinite(local.loss):
-        return "non-finite loss"
-    if local.init_decay is not None:
-        decay = np.asarray(local.init_decay, dtype=np.float64)
-        if (problem := _finite("init_decay", decay)) is not None:
-            return problem
-        if np.any(decay <= 0) or np.any(decay > 1):
-            return "init_decay outside (0, 1]"
+def _reply_problem(message, local):
+    """Why a decoded local message cannot be aggregated into ``message``, or None
+    (:func:`~sk_tdamp.federated.check_local_message`)."""
+    try:
+        check_local_message(message, local)
+    except ValueError as exc:
+        return str(exc)
     return None
-
-
-def _signature(local):
-    """The names and ranks of a reply's arrays; all replies of a round must share it."""
-    layers = tuple(tuple(sorted(arrays)) for arrays in local.layers)
-    stats = tuple(sorted((k, np.ndim(v)) for k, v in local.output_stats.items()))
-    return layers, stats, local.init_decay is None
 
 
 def _sorted_by_client(items):
@@ -655,8 +606,7 @@ class EMTDAMPStrategy(Strategy):
         if sent_round != server_round:
             raise RuntimeError(f"aggregate_train for round {server_round}, but round "
                                f"{sent_round} was configured.")
-        reference = message.to_dict()
-        good, up = self._decode_train(server_round, list(replies), nodes, reference)
+        good, up = self._decode_train(server_round, list(replies), nodes, message)
         up_total = sum(up)
         if good:
             new = server_step(message, [local for _, _, local in _sorted_by_client(good)])
@@ -818,7 +768,7 @@ class EMTDAMPStrategy(Strategy):
         content = RecordDict({"arrays": to_arrays(message)})
         replies = self._exchange(grid, "shift", nodes, SHIFT, content, timeout)
         layer = message.pending_shift
-        n_in = message.to_dict()[f"layer{layer}.m"].shape[1] - 1
+        n_in = message.state.layers[layer].n_in
         rows = []
         for node, reply in replies.items():
             try:
@@ -841,9 +791,9 @@ class EMTDAMPStrategy(Strategy):
         logger.info("shift: layer %d pooled over %d clients", layer, len(rows))
         return server_shift_step(message, [s for _, _, s in _sorted_by_client(rows)])
 
-    def _decode_train(self, server_round, replies, nodes, reference):
+    def _decode_train(self, server_round, replies, nodes, message):
         """The aggregable replies as ``(client, node, LocalMessage)`` and upload bytes."""
-        good, up, decoded = [], [], []
+        up, decoded = [], []
         answered = set()
         for reply in replies:
             node = reply.metadata.src_node_id
@@ -859,7 +809,7 @@ class EMTDAMPStrategy(Strategy):
                 self._fail(server_round, "train", node,
                            f"reply rejected: malformed ({type(exc).__name__}: {exc})")
                 continue
-            if (problem := _reply_problem(reference, local)) is not None:
+            if (problem := _reply_problem(message, local)) is not None:
                 self._fail(server_round, "train", node, f"reply rejected: {problem}",
                            client=local.client)
                 continue
@@ -867,15 +817,7 @@ class EMTDAMPStrategy(Strategy):
         for node in sorted(set(nodes) - answered):
             self._fail(server_round, "train", node,
                        f"no reply within {self._timeout:g} s")
-        if decoded:  # every reply must carry the same arrays: keep the common form
-            common = Counter(_signature(local) for _, _, local in decoded).most_common(1)
-            for client, node, local in decoded:
-                if _signature(local) == common[0][0]:
-                    good.append((client, node, local))
-                else:
-                    self._fail(server_round, "train", node, "reply rejected: its arrays "
-                               "differ from those of the other clients", client=client)
-        return good, up
+        return decoded, up
 
     def _fail(self, server_round, stage, node, reason, client=None, skip_only=False):
         if client is None:

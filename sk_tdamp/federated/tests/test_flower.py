@@ -209,19 +209,19 @@ def corrupting_mod(partition, corrupt):
 
 
 def _nan_means(flat):
-    flat["layer0.m"] = np.full_like(flat["layer0.m"], np.nan)
+    flat["layers.0.m"] = np.full_like(flat["layers.0.m"], np.nan)
     return flat
 
 
 def _inf_evidence(flat):
-    flat["layer1.Gp"] = flat["layer1.Gp"] + np.inf
+    flat["layers.1.Gp"] = flat["layers.1.Gp"] + np.inf
     return flat
 
 
 def _wrong_shape(flat):
-    flat["layer0.Hp"] = flat["layer0.Hp"][:, :-1]
-    flat.pop("layer0.Hp.columns", None)
-    flat.pop("layer0.Hp.n_columns", None)
+    flat["layers.0.Hp"] = flat["layers.0.Hp"][:, :-1]
+    flat.pop("layers.0.Hp.columns", None)
+    flat.pop("layers.0.Hp.n_columns", None)
     return flat
 
 
@@ -254,8 +254,8 @@ def test_to_arrays_round_trips_global_and_local_messages():
     local = client_step(msg, X, y, client=3)
     back = from_arrays(to_arrays(local), LocalMessage)
     assert (back.client, back.round, back.n_samples) == (3, 0, 60)
-    for name, value in local.layers[1].items():
-        assert_array_equal(back.layers[1][name], value)
+    for name in ("m", "c", "Hp", "Gp", "Lam", "init_scale"):
+        assert_array_equal(getattr(back.layers[1], name), getattr(local.layers[1], name))
     with pytest.raises(ValueError, match="empty"):
         from_arrays(ArrayRecord())
 
@@ -351,7 +351,8 @@ def test_failed_and_nan_clients_are_dropped_and_never_aggregated(make, data):
     reasons = {(f["server_round"], f["node_id"]): f["reason"] for f in strategy.failures_}
     for round_ in (1, 2):
         assert "client 2 crashed" in reasons[round_, 1002]
-        assert reasons[round_, 1003] == "reply rejected: NaN values in layer0.m"
+        assert reasons[round_, 1003] == ("reply rejected: local message of client 3 holds "
+                                         "non-finite values (layer 0, m).")
         assert reasons[round_, 1004] == "no reply within 5 s"
     assert len(reasons) == 6 and len(skipped) == 6
     assert "node 1003 (client 3) failed in the train step in round 1" in str(
@@ -361,9 +362,9 @@ def test_failed_and_nan_clients_are_dropped_and_never_aggregated(make, data):
 
 @local_grid
 @pytest.mark.parametrize("corrupt, reason", [
-    (_inf_evidence, "infinite values in layer1.Gp"),
-    (_wrong_shape, "layer0.Hp has shape"),
-    (_stale_round, "it answers round 5, the global message is at round 0"),
+    (_inf_evidence, "non-finite values (layer 1, Gp)"),
+    (_wrong_shape, "layer 0, Hp of shape"),
+    (_stale_round, "answers round 5, the global message is at round 0"),
     (_not_a_message, "malformed"),
 ], ids=["inf", "shape", "round", "malformed"])
 def test_invalid_replies_are_rejected_naming_the_node(corrupt, reason):
@@ -418,7 +419,7 @@ def test_raise_policy_raises_client_error_naming_the_node():
     msg = initial_message(regressor(), n_features=4, n_samples=len(y))
     app = make_client_app(partition_data(X, y, ids), mods=[corrupting_mod(0, _nan_means)])
     strategy = EMTDAMPStrategy(msg, on_client_error="raise")
-    with pytest.raises(ClientError, match=r"node 1000 .* NaN values in layer0\.m"):
+    with pytest.raises(ClientError, match=r"node 1000 .* non-finite values \(layer 0, m\)"):
         strategy.start(LocalGrid(app, 2), num_rounds=1)
 
 
