@@ -497,3 +497,27 @@ def test_partition_rejects_invalid_arguments():
         partition_clients(np.arange(3), 4)
     with pytest.raises(ValueError, match="concentration"):
         partition_clients(np.arange(3), 2, iid=False, concentration=0.0)
+
+
+@pytest.mark.parametrize("Est, data", [(EMTDAMPRegressor, _regression),
+                                       (EMTDAMPClassifier, _classification)])
+def test_get_posterior_and_from_posterior_round_trip(Est, data):
+    # the fitted posterior as a message and back: the same predictions, and the same
+    # model after one more pass from it as prior (shuffle off: no generator involved)
+    X, y = data()
+    est = _fit(Est(**SMALL, shuffle=False), X, y)
+    msg = GlobalMessage.from_npz(_npz(est.get_posterior()))
+    back = Est.from_posterior(msg)
+    _assert_same_model(est, back)
+    assert back.settings_ == est.settings_
+    _assert_same_model(est.partial_fit(X, y), back.partial_fit(X, y))
+    other = EMTDAMPClassifier if Est is EMTDAMPRegressor else EMTDAMPRegressor
+    with pytest.raises(ValueError, match="not an"):
+        other.from_posterior(msg)
+
+
+def _npz(message):
+    buffer = io.BytesIO()
+    message.to_npz(buffer)
+    buffer.seek(0)
+    return buffer
