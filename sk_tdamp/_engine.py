@@ -27,7 +27,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from ._core._likelihoods import LIKELIHOODS
 from ._core._mstep import rho_step, slab_variance_step, target_density_step
 from ._core._pasp import PosteriorAverage
-from ._core._predict import centering_rows, layer_input_sums
+from ._core._predict import center_inputs, centering_rows, layer_input_sums
 from ._core._state import init_state
 from ._core._turbo import run_epoch
 from ._readout import group_masks
@@ -146,9 +146,7 @@ def center_layers(state, X, activation):
     """Set every layer's input shift ``mu`` to the mean of its inputs over (up to 8192
     evenly spaced rows of) ``X``, layer by layer, each under the posterior of the layers
     before it, already centered (doc/algorithm.rst, "Centered layer inputs")."""
-    X = centering_rows(X)
-    for depth, la in enumerate(state.layers):
-        la.mu = layer_input_sums(X, state.layers, activation, depth) / X.shape[0]
+    center_inputs(centering_rows(X), state.layers, activation)
 
 
 # ---------------------------------------------------------------------- the epoch

@@ -138,6 +138,43 @@ def layer_input_sums(X, layers, activation, depth, chunk_size=256):
     return total
 
 
+def center_inputs(X, layers, activation, chunk_size=256):
+    """Set every layer's input shift ``mu`` to the mean of its inputs over ``X``, in place.
+
+    Layer by layer: the shift of layer ``d`` is the mean of its inputs under the layers
+    before it, already centered; the same as :func:`layer_input_sums` of each layer in
+    turn divided by the number of rows, but each layer's products are computed once
+    (the inputs of the current layer are kept for all rows, chunk by chunk, rather than
+    propagated again from the data for every layer).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, N_0)
+        The rows whose inputs set the shifts (see :func:`centering_rows`).
+    layers : list of LayerState
+        Their ``mu`` are set, from the first layer to the last.
+    activation : str
+    chunk_size : int, default=256
+    """
+    act = ACTIVATIONS[activation]
+    n = X.shape[0]
+    inputs = [(X[start:start + chunk_size], None) for start in range(0, n, chunk_size)]
+    for depth, la in enumerate(layers):
+        total = np.zeros(la.m.shape[1] - 1)
+        for xh, _ in inputs:
+            total += xh.sum(axis=0)
+        la.mu = total / n
+        if depth == len(layers) - 1:
+            break
+        nxt = []
+        for xh, D in inputs:  # one layer further, as _propagate does it
+            xa, Da = augment(xh, D)
+            xa[:, :-1] -= la.mu
+            omega, V = forward_layer(xa, Da, la.m, la.c)
+            nxt.append(act.u_moments(omega, V, 0.0, 0.0))
+        inputs = nxt
+
+
 def one_pass_variance(c, sigma2, bias_var, memory):
     """Posterior variances with the data evidence counted once instead of ``memory`` times.
 

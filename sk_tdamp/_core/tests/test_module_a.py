@@ -14,7 +14,7 @@ from sk_tdamp._core._module_a import (
     weight_evidence,
 )
 from sk_tdamp._core._pasp import pasp_update
-from sk_tdamp._core._predict import forward_moments, layer_input_sums
+from sk_tdamp._core._predict import center_inputs, forward_moments, layer_input_sums
 from sk_tdamp._core._state import init_state
 from sk_tdamp._core._turbo import TurboConfig, minibatch_estep, run_epoch
 from sk_tdamp._core.tests.test_likelihoods import _finite_differences
@@ -308,3 +308,18 @@ def test_minibatch_folds_its_evidence_into_the_prior(s):
     assert_allclose(state.layers[0].Gp, Gp + s * G, rtol=1e-12, atol=1e-14)
 
 
+
+
+def test_center_inputs_equals_each_layers_input_sums_in_turn():
+    # one pass layer by layer gives the shifts of propagating from the data for each
+    # layer (each layer's inputs under the layers before it, already centered)
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(70, 3)) + 2.0
+    fast = init_state([3, 5, 4, 2], np.random.default_rng(1), prior_scale=2.0)
+    slow = fast.copy()
+    center_inputs(X, fast.layers, "relu", chunk_size=32)
+    for depth, la in enumerate(slow.layers):
+        la.mu = layer_input_sums(X, slow.layers, "relu", depth, chunk_size=32) / 70
+    for a, b in zip(fast.layers, slow.layers):
+        assert_array_equal(a.mu, b.mu)
+    assert np.all(fast.layers[1].mu > 0)  # mean ReLU activations: not trivially zero
