@@ -17,7 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 import numpy as np
 
-from ._core._likelihoods import GaussianVStats, ProbitVStats
+from ._core._likelihoods import LIKELIHOODS, GaussianVStats, ProbitVStats
 from ._core._pasp import PosteriorAverage
 from ._core._state import NetworkState
 from ._engine import Chain, ClientUpdate, LocalLayer
@@ -25,8 +25,10 @@ from ._settings import Settings
 from ._targets import target_from_arrays
 
 _FORMAT = 2  # version of the flat (npz) encoding
-# classes with their own array form (to_arrays / from_arrays)
-_ARRAY_CLASSES = {cls.__name__: cls for cls in (GaussianVStats, ProbitVStats, PosteriorAverage)}
+# classes with their own array form (to_arrays / from_arrays): every likelihood's
+# output statistics, and the posterior average
+_ARRAY_CLASSES = {cls.__name__: cls for cls in (
+    *(lik.stats for lik in LIKELIHOODS.values()), PosteriorAverage)}
 
 
 # ------------------------------------------------------------------- the codec
