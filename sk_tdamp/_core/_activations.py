@@ -102,7 +102,10 @@ def _relu_tilted(omega, V, Am, Bm, want="all", cache=None):
     s, sk, st, a, b, Psa, ha, Psb, hb = _relu_pieces(omega, V, Am, Bm, cache)
     ap, bp = np.maximum(a, 0.0), np.maximum(b, 0.0)
     d = 0.5 * (ap * ap - bp * bp) + np.log(Psa / (Psb * sk))
-    ra, wa = trunc_moments(a, ha)
+    if want == "u":
+        ra, wa = trunc_moments(a, ha)
+    else:  # both pieces in one call (one continued fraction for the far tails of both)
+        (ra, rb), (wa, wb) = trunc_moments(np.stack((a, b)), np.stack((ha, hb)))
     p1, p0 = expit(d), expit(-d)
     z1 = st * ra  # the z > 0 piece's mean and variance
     v1 = st * st * wa
@@ -110,7 +113,6 @@ def _relu_tilted(omega, V, Am, Bm, want="all", cache=None):
     if want != "z":
         out = (p1 * z1, p1 * (v1 + p0 * z1 * z1))
     if want != "u":
-        rb, wb = trunc_moments(b, hb)
         z0 = s * rb  # the z < 0 piece's mean is -z0
         gap = z1 + z0
         out += (p1 * z1 - p0 * z0, p0 * V * wb + p1 * v1 + p0 * p1 * gap * gap)
